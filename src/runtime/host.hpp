@@ -1,0 +1,32 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "spawn/result.hpp"
+
+#include "common/asio.hpp"
+#include "protocol/messages.hpp"
+
+namespace spawn::runtime {
+
+/// The seam between the actor runtime and user code (DESIGN.md decision 1).
+///
+/// `HttpHost` calls a user function over HTTP (sidecar mode); `InProcessHost` calls C++ handlers
+/// directly (embedded mode). One Host is made per shard and is only used from that shard's
+/// thread, so implementations need no locks.
+class Host {
+public:
+  virtual ~Host() = default;
+
+  /// Runs one action of one actor in user code and returns its response. Suspends; completes on
+  /// the calling shard. Fails with kUnavailable (host unreachable), kTimeout (no answer in time)
+  /// or kBadHostResponse (empty, undecodable, or no `updated_context`; PROTOCOL.md §4).
+  virtual Task<Result<protocol::pb::ActorInvocationResponse>> invoke(
+      protocol::pb::ActorInvocation invocation) = 0;
+};
+
+/// Makes the Host of one shard, bound to that shard's executor.
+using HostFactory = std::function<std::unique_ptr<Host>(asio::any_io_executor)>;
+
+}  // namespace spawn::runtime

@@ -1,0 +1,68 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+
+namespace spawn::testing {
+
+/// Returns a TCP port on 127.0.0.1 that was free a moment ago.
+std::uint16_t free_port();
+
+/// A fresh directory under the system temp dir, removed with everything in it on destruction.
+class TempDir {
+public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+private:
+  std::filesystem::path path_;
+};
+
+/// A real spawn-proxy process (the binary this build made), for integration tests.
+///
+/// The environment is exactly `env` plus PATH; PROXY_HTTP_PORT is set to a free port unless
+/// `env` has it. Its stdout and stderr go to a log file, readable with log().
+class ProxyProcess {
+public:
+  /// Starts the proxy. When `wait_ready`, waits until GET /health answers 200 (at most 15 s;
+  /// fails the current test with the log otherwise).
+  explicit ProxyProcess(std::map<std::string, std::string> env, bool wait_ready = true);
+  /// Sends SIGKILL if still running.
+  ~ProxyProcess();
+  ProxyProcess(const ProxyProcess&) = delete;
+  ProxyProcess& operator=(const ProxyProcess&) = delete;
+
+  std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+
+  /// Sends `signal` (SIGTERM by default) and waits for the exit; returns the exit code, or
+  /// 128+signal when killed by a signal, or -1 after `timeout`.
+  int stop(int signal = 15, std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+  /// Waits for the process to exit by itself; returns as stop() does.
+  int wait(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+  /// Returns true while the process runs.
+  bool running();
+
+  /// Returns everything the proxy printed so far.
+  std::string log() const;
+
+private:
+  std::filesystem::path log_path_;
+  std::uint16_t port_ = 0;
+  pid_t pid_ = -1;
+  int exit_code_ = -1;
+  bool exited_ = false;
+  TempDir log_dir_;
+};
+
+}  // namespace spawn::testing
