@@ -1,0 +1,53 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "spawn/result.hpp"
+
+namespace spawn::proxy {
+
+/// The proxy's configuration, read from Spawn's environment variables (PROTOCOL.md §7) plus our
+/// own `SPAWN_PROXY_*` ones. Every variable is listed by config_variables().
+struct Config {
+  std::uint16_t http_port = 9001;
+  std::string bind_address = "0.0.0.0";
+  std::string actor_system_name = "spawn-system";
+  std::string user_function_host = "0.0.0.0";
+  std::uint16_t user_function_port = 8090;
+  std::size_t host_pool_size = 30;
+  std::chrono::milliseconds host_timeout{60000};
+  std::chrono::milliseconds request_timeout{10000};
+  std::string database_type = "sqlite";
+  std::string database_name = "eigr-functions-db";
+  std::optional<std::string> statestore_key;
+  bool group_commit = true;
+  std::string log_level = "info";
+  std::size_t max_body_bytes = 8 * 1024 * 1024;
+  std::chrono::milliseconds drain{2000};
+  std::size_t shards = 0;
+  std::string node;
+
+  /// Reads the environment. A malformed value is a kConfig error that names the variable.
+  static Result<Config> from_env();
+};
+
+/// One documented environment variable.
+struct ConfigVariable {
+  std::string_view name;
+  std::string_view fallback;
+  std::string_view meaning;
+};
+
+/// Returns every variable the proxy reads, in the order `--help` prints them.
+const std::vector<ConfigVariable>& config_variables();
+
+/// Returns the `--help` text.
+std::string usage();
+
+}  // namespace spawn::proxy

@@ -1,0 +1,479 @@
+#include "proxy/http_server.hpp"
+
+#include <charconv>
+#include <optional>
+#include <string_view>
+
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/socket_base.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+#include "protocol/status.hpp"
+
+namespace spawn::proxy {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace pb = protocol::pb;
+namespace pba = protocol::pba;
+using tcp = asio::ip::tcp;
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+namespace {
+
+// Spawn answers protobuf with Plug's charset suffix (PROTOCOL.md §3); no SDK reads it.
+constexpr std::string_view kProtobufType = "application/octet-stream; charset=utf-8";
+// A keep-alive connection with no request for this long is closed.
+constexpr auto kIdleTimeout = std::chrono::seconds(120);
+// Largest request head (request line and headers).
+constexpr std::uint32_t kMaxHeaderBytes = 64 * 1024;
+
+/// The API routes, recognised from the path alone.
+enum class Route : std::uint8_t {
+  kRegister,
+  kSpawn,
+  kInvoke,
+  kHealth,
+  kReadiness,
+  kMetrics,
+  kNone
+};
+
+struct Target {
+  Route route = Route::kNone;
+  std::string system;  // from the path; used only when the body names none
+  std::string query;
+};
+
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> parts;
+  while (!path.empty()) {
+    auto slash = path.find('/');
+    auto part = path.substr(0, slash);
+    if (!part.empty()) {
+      parts.push_back(part);
+    }
+    if (slash == std::string_view::npos) {
+      break;
+    }
+    path.remove_prefix(slash + 1);
+  }
+  return parts;
+}
+
+Target parse_target(std::string_view target) {
+  Target result;
+  auto question = target.find('?');
+  if (question != std::string_view::npos) {
+    result.query = std::string(target.substr(question + 1));
+    target = target.substr(0, question);
+  }
+  auto parts = split_path(target);
+  if (parts.size() == 1 && parts[0] == "health") {
+    result.route = Route::kHealth;
+  } else if (parts.size() == 2 && parts[0] == "health" && parts[1] == "liveness") {
+    result.route = Route::kHealth;
+  } else if (parts.size() == 2 && parts[0] == "health" && parts[1] == "readiness") {
+    result.route = Route::kReadiness;
+  } else if (parts.size() == 1 && parts[0] == "metrics") {
+    result.route = Route::kMetrics;
+  } else if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "system") {
+    if (parts.size() == 3) {
+      result.route = Route::kRegister;
+    } else if (parts.size() == 6 && parts[4] == "actors" && parts[5] == "spawn") {
+      result.route = Route::kSpawn;
+      result.system = std::string(parts[3]);
+    } else if (parts.size() == 7 && parts[4] == "actors" && parts[6] == "invoke") {
+      result.route = Route::kInvoke;
+      result.system = std::string(parts[3]);
+    }
+  }
+  return result;
+}
+
+Metrics::Endpoint endpoint_of(Route route) {
+  switch (route) {
+    case Route::kRegister:
+      return Metrics::Endpoint::kRegister;
+    case Route::kSpawn:
+      return Metrics::Endpoint::kSpawn;
+    case Route::kInvoke:
+      return Metrics::Endpoint::kInvoke;
+    case Route::kHealth:
+    case Route::kReadiness:
+      return Metrics::Endpoint::kHealth;
+    case Route::kMetrics:
+      return Metrics::Endpoint::kMetrics;
+    case Route::kNone:
+      break;
+  }
+  return Metrics::Endpoint::kOther;
+}
+
+Response make_response(unsigned status, std::string_view content_type, std::string body,
+                       unsigned version, bool keep_alive) {
+  Response response{static_cast<http::status>(status), version};
+  response.set(http::field::content_type, content_type);
+  response.body() = std::move(body);
+  response.keep_alive(keep_alive);
+  response.prepare_payload();
+  return response;
+}
+
+/// The error answer of `route`: its own response message type with status ERROR.
+std::string error_body(Route route, const Error& error) {
+  switch (route) {
+    case Route::kRegister: {
+      pb::RegistrationResponse response;
+      *response.mutable_status() = protocol::request_status(error);
+      return response.SerializeAsString();
+    }
+    case Route::kSpawn: {
+      pb::SpawnResponse response;
+      *response.mutable_status() = protocol::request_status(error);
+      return response.SerializeAsString();
+    }
+    default: {
+      pb::InvocationResponse response;
+      *response.mutable_status() = protocol::request_status(error);
+      return response.SerializeAsString();
+    }
+  }
+}
+
+bool is_api(Route route) {
+  return route == Route::kRegister || route == Route::kSpawn || route == Route::kInvoke;
+}
+
+std::optional<std::int64_t> query_int(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    auto eq = pair.find('=');
+    if (eq != std::string_view::npos && pair.substr(0, eq) == name) {
+      auto text = pair.substr(eq + 1);
+      std::int64_t value = 0;
+      auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+      if (ec == std::errc() && ptr == text.data() + text.size()) {
+        return value;
+      }
+      return std::nullopt;
+    }
+    if (amp == std::string_view::npos) {
+      break;
+    }
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+struct HttpServer::Listener {
+  Listener(HttpServer& owner, asio::any_io_executor shard)
+      : server(owner), executor(shard), acceptor(shard) {}
+
+  Result<void> open(const tcp::endpoint& endpoint) {
+    boost::system::error_code ec;
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) {
+      acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    }
+    if (!ec) {
+      int one = 1;
+      // Every shard listens on the same port; the kernel spreads connections among them.
+      if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))
+          != 0) {
+        ec.assign(errno, boost::system::system_category());
+      }
+    }
+    if (!ec) {
+      acceptor.bind(endpoint, ec);
+    }
+    if (!ec) {
+      acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    }
+    if (ec) {
+      return fail(ErrorCode::kUnavailable, "listen on " + endpoint.address().to_string() + ":"
+                                               + std::to_string(endpoint.port()) + ": "
+                                               + ec.message());
+    }
+    return ok();
+  }
+
+  Task<void> accept_loop() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(kUseTask);
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) {
+        co_return;
+      }
+      if (ec) {
+        spdlog::warn("accept failed: {}", ec.message());
+        continue;
+      }
+      socket.set_option(tcp::no_delay(true), ec);
+      asio::co_spawn(executor, session(std::move(socket)), [](std::exception_ptr e) {
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& error) {
+            spdlog::error("http session: unexpected exception: {}", error.what());
+          }
+        }
+      });
+    }
+  }
+
+  Task<void> session(tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(server.options_.max_body_bytes);
+      parser.header_limit(kMaxHeaderBytes);
+      stream.expires_after(kIdleTimeout);
+      auto [ec, bytes] = co_await http::async_read(stream, buffer, parser, kUseTask);
+      if (ec == http::error::end_of_stream || ec == asio::error::eof
+          || ec == asio::error::connection_reset || ec == beast::error::timeout) {
+        break;
+      }
+      if (ec) {
+        co_await answer_unreadable(stream, parser, ec);
+        break;
+      }
+      Request request = parser.release();
+      Response response = co_await handle(std::move(request));
+      stream.expires_after(kIdleTimeout);
+      auto [write_ec, written] = co_await http::async_write(stream, response, kUseTask);
+      if (write_ec || !response.keep_alive()) {
+        break;
+      }
+    }
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  /// Answers a request that could not be read (oversized, malformed), then closes politely.
+  Task<void> answer_unreadable(beast::tcp_stream& stream,
+                               http::request_parser<http::string_body>& parser,
+                               boost::system::error_code ec) {
+    Route route = Route::kNone;
+    unsigned version = 11;
+    if (parser.is_header_done()) {
+      route = parse_target(parser.get().target()).route;
+      version = parser.get().version();
+    }
+    Response response;
+    if (ec == http::error::body_limit) {
+      Error error =
+          fail(ErrorCode::kPayloadTooLarge, "request body exceeds the limit of "
+                                                + std::to_string(server.options_.max_body_bytes)
+                                                + " bytes (SPAWN_PROXY_MAX_BODY_BYTES)");
+      response = is_api(route)
+                     ? make_response(413, kProtobufType, error_body(route, error), version, false)
+                     : make_response(413, "text/plain", error.message, version, false);
+      server.metrics_.count(endpoint_of(route), 413);
+    } else {
+      response = make_response(400, "text/plain", "Bad Request: " + ec.message(), version, false);
+      server.metrics_.count(endpoint_of(route), 400);
+    }
+    stream.expires_after(std::chrono::seconds(5));
+    co_await http::async_write(stream, response, kUseTask);
+    // Read and drop what the client is still sending, so that closing does not reset the
+    // connection before it has read the answer.
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    std::array<char, 16384> sink{};
+    std::size_t drained = 0;
+    while (drained < 64 * 1024 * 1024) {
+      auto [read_ec, n] = co_await stream.async_read_some(asio::buffer(sink), kUseTask);
+      if (read_ec) {
+        break;
+      }
+      drained += n;
+    }
+  }
+
+  Task<Response> handle(Request request) {
+    Target target = parse_target(request.target());
+    const unsigned version = request.version();
+    const bool keep_alive = request.keep_alive();
+    const bool is_get = request.method() == http::verb::get;
+    const bool is_post = request.method() == http::verb::post;
+    Response response;
+    switch (target.route) {
+      case Route::kHealth:
+      case Route::kReadiness:
+      case Route::kMetrics: {
+        if (!is_get) {
+          response =
+              make_response(405, "text/plain", "Method Not Allowed: use GET", version, keep_alive);
+          response.set(http::field::allow, "GET");
+          break;
+        }
+        if (target.route == Route::kMetrics) {
+          response = make_response(200, "text/plain; version=0.0.4",
+                                   server.metrics_.render(server.runtime_.in_flight()), version,
+                                   keep_alive);
+        } else if (target.route == Route::kReadiness && !server.ready_) {
+          response =
+              make_response(503, "application/json", R"({"status":"down"})", version, keep_alive);
+        } else {
+          response =
+              make_response(200, "application/json", R"({"status":"up"})", version, keep_alive);
+        }
+        break;
+      }
+      case Route::kRegister:
+      case Route::kSpawn:
+      case Route::kInvoke: {
+        if (!is_post) {
+          Error error =
+              fail(ErrorCode::kInvalidArgument, std::string(request.method_string()) + " "
+                                                    + std::string(request.target()) + ": use POST");
+          response = make_response(405, kProtobufType, error_body(target.route, error), version,
+                                   keep_alive);
+          response.set(http::field::allow, "POST");
+          break;
+        }
+        auto [status, body] = co_await api(target, std::move(request.body()));
+        response = make_response(status, kProtobufType, std::move(body), version, keep_alive);
+        break;
+      }
+      case Route::kNone:
+        response = make_response(404, "text/plain", "Not found!", version, keep_alive);
+        break;
+    }
+    server.metrics_.count(endpoint_of(target.route), response.result_int());
+    co_return response;
+  }
+
+  /// Runs one API call; returns the HTTP status and the protobuf body.
+  Task<std::pair<unsigned, std::string>> api(Target target, std::string body) {
+    switch (target.route) {
+      case Route::kRegister: {
+        pb::RegistrationRequest request;
+        if (!request.ParseFromString(body)) {
+          co_return failure(target.route,
+                            fail(ErrorCode::kInvalidArgument,
+                                 "Error on create Actors: the body is not a RegistrationRequest ("
+                                     + std::to_string(body.size()) + " bytes)"));
+        }
+        auto registered =
+            co_await server.runtime_.register_system(std::move(*request.mutable_actor_system()));
+        if (!registered) {
+          co_return failure(target.route,
+                            registered.error().with_context("Error on create Actors"));
+        }
+        pb::RegistrationResponse response;
+        *response.mutable_status() = protocol::ok_status("Accepted");
+        auto* info = response.mutable_proxy_info();
+        info->set_protocol_major_version(1);
+        info->set_protocol_minor_version(2);
+        info->set_proxy_name("spawn-cpp");
+        info->set_proxy_version(SPAWN_VERSION);
+        co_return std::pair{200U, response.SerializeAsString()};
+      }
+      case Route::kSpawn: {
+        pb::SpawnRequest request;
+        if (!request.ParseFromString(body)) {
+          co_return failure(target.route,
+                            fail(ErrorCode::kInvalidArgument,
+                                 "Error on create Actors: the body is not a SpawnRequest ("
+                                     + std::to_string(body.size()) + " bytes)"));
+        }
+        std::optional<std::int64_t> revision;
+        if (target.query.find("revision=") != std::string::npos) {
+          revision = query_int(target.query, "revision");
+          if (!revision) {
+            co_return failure(target.route,
+                              fail(ErrorCode::kInvalidArgument,
+                                   "Error on create Actors: query 'revision' is not a number"));
+          }
+        }
+        std::vector<pba::ActorId> ids(request.actors().begin(), request.actors().end());
+        for (auto& id : ids) {
+          if (id.system().empty()) {
+            id.set_system(target.system);
+          }
+        }
+        auto spawned = co_await server.runtime_.spawn(std::move(ids), revision);
+        if (!spawned) {
+          co_return failure(target.route, spawned.error().with_context("Error on create Actors"));
+        }
+        pb::SpawnResponse response;
+        *response.mutable_status() = protocol::ok_status("Accepted");
+        co_return std::pair{200U, response.SerializeAsString()};
+      }
+      default: {
+        pb::InvocationRequest request;
+        if (!request.ParseFromString(body)) {
+          co_return failure(target.route, fail(ErrorCode::kInvalidArgument,
+                                               "invoke: the body is not an InvocationRequest ("
+                                                   + std::to_string(body.size()) + " bytes)"));
+        }
+        if (request.actor().id().system().empty() && request.system().name().empty()) {
+          request.mutable_system()->set_name(target.system);
+        }
+        auto response = co_await server.runtime_.invoke(std::move(request));
+        if (!response) {
+          co_return failure(target.route, response.error());
+        }
+        co_return std::pair{200U, response->SerializeAsString()};
+      }
+    }
+  }
+
+  static std::pair<unsigned, std::string> failure(Route route, const Error& error) {
+    spdlog::debug("request failed: {}: {}", to_string(error.code), error.message);
+    return {protocol::http_status(error.code), error_body(route, error)};
+  }
+
+  HttpServer& server;
+  asio::any_io_executor executor;
+  tcp::acceptor acceptor;
+};
+
+HttpServer::HttpServer(runtime::Runtime& runtime, HttpServerOptions options)
+    : runtime_(runtime), options_(std::move(options)) {}
+
+HttpServer::~HttpServer() = default;
+
+Result<void> HttpServer::start() {
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(options_.bind_address, ec);
+  if (ec) {
+    return fail(ErrorCode::kConfig,
+                "SPAWN_PROXY_BIND_ADDRESS='" + options_.bind_address + "' is not an IP address");
+  }
+  tcp::endpoint endpoint(address, options_.port);
+  for (std::size_t i = 0; i < runtime_.shard_count(); ++i) {
+    auto listener = std::make_unique<Listener>(*this, runtime_.executor(i));
+    auto opened = listener->open(endpoint);
+    if (!opened) {
+      return opened;
+    }
+    listeners_.push_back(std::move(listener));
+  }
+  for (auto& listener : listeners_) {
+    asio::co_spawn(listener->executor, listener->accept_loop(), asio::detached);
+  }
+  return ok();
+}
+
+void HttpServer::close_listeners() {
+  for (auto& listener : listeners_) {
+    asio::post(listener->executor, [l = listener.get()] {
+      boost::system::error_code ignored;
+      l->acceptor.close(ignored);
+    });
+  }
+}
+
+}  // namespace spawn::proxy

@@ -1,0 +1,81 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+
+#include <boost/asio/any_completion_handler.hpp>
+
+#include "spawn/result.hpp"
+
+#include "protocol/messages.hpp"
+#include "runtime/actor_definition.hpp"
+#include "statestore/store.hpp"
+
+namespace spawn::runtime {
+
+using Clock = std::chrono::steady_clock;
+
+/// What one processed invocation produced: the host's response (or the proxy's own answer to a
+/// default get action), whose payload, workflow and checkpoint the router acts on.
+struct Outcome {
+  protocol::pb::ActorInvocationResponse response;
+  /// The request's own payload, handed back for `forward` (PROTOCOL.md §5.8).
+  protocol::pb::InvocationRequest request;
+};
+
+/// One unit of work in an actor's mailbox. Work is processed strictly in order, one at a time.
+struct Envelope {
+  enum class Kind : std::uint8_t {
+    kInvoke,      ///< run `request` (activating first when needed)
+    kActivate,    ///< activate if not active (warm-up)
+    kSnapshot,    ///< save the state if it changed since the last save
+    kDeactivate,  ///< save and stop, unless more work is queued behind
+  };
+  Kind kind = Kind::kInvoke;
+  protocol::pb::InvocationRequest request;
+  /// Completion for the waiting caller; empty for fire-and-forget work.
+  asio::any_completion_handler<void(Result<Outcome>)> done;
+};
+
+/// One activated (or activating) actor instance. Lives on exactly one shard and is touched only by
+/// that shard's thread; the shard's mailbox loop is the only code that changes it.
+struct Entity {
+  Entity(statestore::ActorKey actor_key, protocol::pba::ActorId actor_id,
+         std::shared_ptr<const ActorDefinition> actor_definition,
+         std::optional<std::int64_t> start_at)
+      : key(std::move(actor_key)),
+        id(std::move(actor_id)),
+        definition(std::move(actor_definition)),
+        start_revision(start_at) {}
+
+  statestore::ActorKey key;
+  /// The id sent to the host: name, system, and parent for spawned children.
+  protocol::pba::ActorId id;
+  std::shared_ptr<const ActorDefinition> definition;
+  /// Historical revision to start from (spawn `?revision=N`); used by the first activation only.
+  std::optional<std::int64_t> start_revision;
+
+  bool active = false;
+  /// True while the mailbox loop runs for this entity.
+  bool running = false;
+  /// The actor's current state and tags.
+  protocol::pba::ActorState state;
+  /// The stored revision this activation read or last wrote; 0 when nothing is stored.
+  std::int64_t revision = 0;
+  /// Tags or state changed since the last save.
+  bool dirty = false;
+  /// The state bytes changed since the last save (periodic snapshots look only at this).
+  bool state_changed = false;
+
+  Clock::time_point last_used{};
+  Clock::time_point next_snapshot{};
+  /// When the shard's wakeup for this entity is due; stale wakeups are ignored.
+  Clock::time_point next_check{};
+
+  std::deque<Envelope> mailbox;
+};
+
+}  // namespace spawn::runtime

@@ -1,0 +1,460 @@
+#include "runtime/runtime.hpp"
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/system_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <spdlog/spdlog.h>
+
+#include "protocol/status.hpp"
+
+namespace spawn::runtime {
+
+namespace pb = protocol::pb;
+namespace pba = protocol::pba;
+using statestore::ActorKey;
+
+/// What a workflow needs to know about the invocation that produced it.
+struct Runtime::WorkflowContext {
+  std::string system;
+  /// The acting actor as a caller: {name, system}.
+  pba::ActorId self;
+  google::protobuf::Map<std::string, std::string> metadata;
+};
+
+namespace {
+
+class InFlight {
+public:
+  explicit InFlight(std::atomic<std::int64_t>& counter) : counter_(counter) { ++counter_; }
+
+  ~InFlight() { --counter_; }
+
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+private:
+  std::atomic<std::int64_t>& counter_;
+};
+
+void log_failure(std::exception_ptr error, const char* what) {
+  if (!error) {
+    return;
+  }
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    spdlog::error("{}: unexpected exception: {}", what, e.what());
+  }
+}
+
+bool is_empty(const pb::Workflow& workflow) {
+  return workflow.effects_size() == 0 && !workflow.has_broadcast()
+         && workflow.routing_case() == pb::Workflow::ROUTING_NOT_SET;
+}
+
+template <class From, class To>
+void copy_payload(const From& from, To& to) {
+  if (from.has_value()) {
+    *to.mutable_value() = from.value();
+  } else if (from.has_noop()) {
+    to.mutable_noop();
+  }
+}
+
+Task<Result<void>> add_definitions_on(Shard* shard, std::string system,
+                                      std::vector<std::shared_ptr<const ActorDefinition>> defs) {
+  shard->add_definitions(std::move(system), std::move(defs));
+  co_return ok();
+}
+
+Task<Result<void>> spawn_on(Shard* shard, pba::ActorId id, std::optional<std::int64_t> revision) {
+  co_return shard->spawn(id, revision);
+}
+
+Task<std::vector<Subscription>> subscribers_on(Shard* shard, std::string topic) {
+  co_return shard->subscribers(topic);
+}
+
+}  // namespace
+
+Runtime::Runtime(RuntimeOptions options, const HostFactory& host_factory,
+                 statestore::Store* store) {
+  std::size_t count = options.shards;
+  if (count == 0) {
+    count = std::max(1U, std::thread::hardware_concurrency());
+  }
+  shards_.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    shards_.push_back(std::make_unique<Shard>(i, host_factory, store, options.shard));
+  }
+}
+
+Runtime::~Runtime() {
+  stop();
+}
+
+void Runtime::start() {
+  for (auto& shard : shards_) {
+    shard->start();
+  }
+}
+
+void Runtime::stop() {
+  for (auto& shard : shards_) {
+    shard->stop();
+  }
+}
+
+Shard& Runtime::shard_for(const ActorKey& key) {
+  return *shards_[std::hash<ActorKey>{}(key) % shards_.size()];
+}
+
+Task<Result<void>> Runtime::register_system(pba::ActorSystem system) {
+  if (shutting_down_) {
+    co_return fail(ErrorCode::kShuttingDown, "proxy is shutting down: registration refused");
+  }
+  const std::string name = system.name();
+  if (name.empty()) {
+    co_return fail(ErrorCode::kInvalidArgument,
+                   "register: the request names no actor system (actor_system.name is empty)");
+  }
+  std::vector<std::shared_ptr<const ActorDefinition>> definitions;
+  for (auto& [registry_key, actor] : *system.mutable_registry()->mutable_actors()) {
+    if (actor.id().name().empty()) {
+      // The key is normally ignored (PROTOCOL.md §2.1); it names an actor whose id does not.
+      actor.mutable_id()->set_name(registry_key);
+    }
+    if (actor.id().name().empty()) {
+      co_return fail(ErrorCode::kInvalidArgument,
+                     "register system '" + name + "': an actor has no name");
+    }
+    if (actor.id().system().empty()) {
+      actor.mutable_id()->set_system(name);
+    }
+    definitions.push_back(std::make_shared<const ActorDefinition>(std::move(actor)));
+  }
+  for (auto& shard : shards_) {
+    auto added =
+        co_await run_on(shard->executor(), add_definitions_on(shard.get(), name, definitions));
+    if (!added) {
+      co_return added;
+    }
+  }
+  // Warm-up (PROTOCOL.md §5.1 item 4) runs after the reply, in the background.
+  for (const auto& definition : definitions) {
+    auto kind = definition->kind();
+    if (!definition->is_stateful() || kind == pba::POOLED || kind == pba::UNNAMED) {
+      continue;
+    }
+    ActorKey key{definition->actor().id().system(), definition->name()};
+    Shard* owner = &shard_for(key);
+    asio::post(owner->executor(), [owner, key] { owner->warm_up(key); });
+  }
+  spdlog::info("system={} registered actors={}", name, definitions.size());
+  co_return ok();
+}
+
+Task<Result<void>> Runtime::spawn(std::vector<pba::ActorId> ids,
+                                  std::optional<std::int64_t> revision) {
+  if (shutting_down_) {
+    co_return fail(ErrorCode::kShuttingDown, "proxy is shutting down: spawn refused");
+  }
+  for (auto& id : ids) {
+    if (id.name().empty() || id.system().empty()) {
+      co_return fail(ErrorCode::kInvalidArgument,
+                     "spawn: every actor id needs a name and a system (got name '" + id.name()
+                         + "', system '" + id.system() + "')");
+    }
+    Shard& owner = shard_for(ActorKey{id.system(), id.name()});
+    auto spawned = co_await run_on(owner.executor(), spawn_on(&owner, id, revision));
+    if (!spawned) {
+      co_return spawned;
+    }
+  }
+  co_return ok();
+}
+
+Task<Result<pb::InvocationResponse>> Runtime::invoke(pb::InvocationRequest request) {
+  if (shutting_down_) {
+    co_return fail(ErrorCode::kShuttingDown, "proxy is shutting down: invocation refused");
+  }
+  InFlight in_flight(in_flight_);
+  const auto& id = request.actor().id();
+  std::string system = id.system().empty() ? request.system().name() : id.system();
+  if (id.name().empty()) {
+    co_return fail(ErrorCode::kInvalidArgument,
+                   "invoke: the request names no actor (actor.id.name is empty)");
+  }
+  if (system.empty()) {
+    co_return fail(ErrorCode::kInvalidArgument,
+                   "invoke actor '" + id.name() + "': the request names no actor system");
+  }
+  if (request.action_name().empty()) {
+    co_return fail(ErrorCode::kInvalidArgument,
+                   "invoke actor '" + id.name() + "': the request names no action");
+  }
+  ActorKey key{system, id.name()};
+  if (!request.register_ref().empty()) {
+    pba::ActorId child;
+    child.set_name(key.name);
+    child.set_system(key.system);
+    child.set_parent(request.register_ref());
+    std::vector<pba::ActorId> children(1, std::move(child));
+    auto spawned = co_await spawn(std::move(children), std::nullopt);
+    if (!spawned) {
+      co_return std::move(spawned).error();
+    }
+  }
+
+  pb::InvocationResponse response;
+  *response.mutable_status() = protocol::ok_status();
+  *response.mutable_system() = request.system();
+  *response.mutable_actor() = request.actor();
+
+  auto context = std::make_shared<WorkflowContext>();
+  context->system = key.system;
+  context->self.set_name(key.name);
+  context->self.set_system(key.system);
+  context->metadata = request.metadata();
+
+  if (request.scheduled_to() != 0) {
+    auto scheduled = co_await schedule(std::move(key), std::move(request));
+    if (!scheduled) {
+      co_return std::move(scheduled).error();
+    }
+    co_return response;
+  }
+  if (request.async()) {
+    Shard& owner = shard_for(key);
+    auto posted =
+        co_await run_on(owner.executor(), post_on_owner(std::move(key), std::move(request)));
+    if (!posted) {
+      co_return std::move(posted).error();
+    }
+    co_return response;  // no payload at all (PROTOCOL.md §5.5)
+  }
+
+  Shard& owner = shard_for(key);
+  auto outcome =
+      co_await run_on(owner.executor(), invoke_on_owner(std::move(key), std::move(request)));
+  if (!outcome) {
+    co_return std::move(outcome).error();
+  }
+  auto& reply = outcome->response;
+  if (reply.has_value()) {
+    response.mutable_value()->Swap(reply.mutable_value());
+  } else if (reply.has_noop()) {
+    response.mutable_noop();
+  }
+  if (reply.has_workflow() && !is_empty(reply.workflow())) {
+    auto routed =
+        co_await run_workflow(context, std::move(reply), response, std::move(outcome->request));
+    if (!routed) {
+      co_return std::move(routed).error();
+    }
+    if (*routed) {
+      auto& result = **routed;
+      response.clear_value();
+      response.clear_noop();
+      copy_payload(result, response);
+    }
+  }
+  co_return response;
+}
+
+Task<Result<Outcome>> Runtime::invoke_on_owner(ActorKey key, pb::InvocationRequest request) {
+  Shard& owner = shard_for(key);
+  ActorKey instance = owner.instance_for(key);
+  Shard& target = shard_for(instance);
+  if (&target == &owner) {
+    co_return co_await owner.invoke(std::move(key), std::move(instance), std::move(request));
+  }
+  co_return co_await run_on(target.executor(),
+                            target.invoke(std::move(key), std::move(instance), std::move(request)));
+}
+
+Task<Result<void>> Runtime::post_on_owner(ActorKey key, pb::InvocationRequest request) {
+  Shard& owner = shard_for(key);
+  ActorKey instance = owner.instance_for(key);
+  Shard& target = shard_for(instance);
+  auto context = std::make_shared<WorkflowContext>();
+  context->system = key.system;
+  context->self.set_name(key.name);
+  context->self.set_system(key.system);
+  context->metadata = request.metadata();
+  auto executor = target.executor();
+  // The workflow of an async invocation still runs once it is done; pipe and forward results
+  // are dropped (PROTOCOL.md §5.5).
+  auto done =
+      asio::bind_executor(executor, [this, executor, context](Result<Outcome> outcome) mutable {
+        if (!outcome) {
+          spdlog::warn("async invocation on actor '{}/{}' failed: {}", context->system,
+                       context->self.name(), outcome.error().message);
+          return;
+        }
+        auto& reply = outcome->response;
+        if (!reply.has_workflow() || is_empty(reply.workflow())) {
+          return;
+        }
+        pb::InvocationResponse output;
+        copy_payload(reply, output);
+        asio::co_spawn(executor,
+                       run_workflow(std::move(context), std::move(reply), std::move(output),
+                                    std::move(outcome->request)),
+                       [](std::exception_ptr e, auto) { log_failure(e, "async workflow"); });
+      });
+  if (&target == &owner) {
+    co_return owner.post(key, instance, std::move(request), std::move(done));
+  }
+  co_return co_await run_on(
+      executor,
+      [](Shard* shard, ActorKey registered, ActorKey member, pb::InvocationRequest req,
+         asio::any_completion_handler<void(Result<Outcome>)> handler) -> Task<Result<void>> {
+        co_return shard->post(registered, member, std::move(req), std::move(handler));
+      }(&target, std::move(key), std::move(instance), std::move(request), std::move(done)));
+}
+
+Task<Result<void>> Runtime::schedule(ActorKey key, pb::InvocationRequest request) {
+  Shard& owner = shard_for(key);
+  auto check =
+      co_await run_on(owner.executor(), [](Shard* shard, ActorKey k) -> Task<Result<void>> {
+        if (shard->definition(k) == nullptr) {
+          if (!shard->has_system(k.system)) {
+            co_return fail(ErrorCode::kNotFound,
+                           "ActorSystem " + k.system + " is not registered on this proxy");
+          }
+          co_return fail(ErrorCode::kNotFound,
+                         "Actor " + k.name + " not found on ActorSystem " + k.system);
+        }
+        co_return ok();
+      }(&owner, key));
+  if (!check) {
+    co_return check;
+  }
+  auto due =
+      std::chrono::system_clock::time_point(std::chrono::milliseconds(request.scheduled_to()));
+  request.set_scheduled_to(0);
+  request.set_async(true);
+  asio::co_spawn(
+      owner.executor(),
+      [](Runtime* runtime, std::chrono::system_clock::time_point at,
+         pb::InvocationRequest req) -> Task<void> {
+        asio::system_timer timer(co_await asio::this_coro::executor, at);
+        co_await timer.async_wait(kUseTask);
+        auto name = req.actor().id().name();
+        auto result = co_await runtime->invoke(std::move(req));
+        if (!result) {
+          spdlog::warn("scheduled invocation of actor '{}' failed: {}", name,
+                       result.error().message);
+        }
+      }(this, due, std::move(request)),
+      [](std::exception_ptr e) { log_failure(e, "scheduled invocation"); });
+  co_return ok();
+}
+
+Task<Result<std::optional<pb::InvocationResponse>>> Runtime::run_workflow(
+    std::shared_ptr<const WorkflowContext> context, pb::ActorInvocationResponse response,
+    pb::InvocationResponse output, pb::InvocationRequest input) {
+  auto* workflow = response.mutable_workflow();
+  for (auto& effect : *workflow->mutable_effects()) {
+    auto* request = effect.mutable_request();
+    // The original metadata goes along; the effect's own keys win (PROTOCOL.md §5.8).
+    for (const auto& [k, v] : context->metadata) {
+      request->mutable_metadata()->insert({k, v});
+    }
+    start_effect(std::move(*request));
+  }
+  if (workflow->has_broadcast()) {
+    asio::co_spawn(co_await asio::this_coro::executor,
+                   broadcast(context, std::move(*workflow->mutable_broadcast())),
+                   [](std::exception_ptr e) { log_failure(e, "broadcast"); });
+  }
+  if (workflow->routing_case() == pb::Workflow::ROUTING_NOT_SET) {
+    co_return std::nullopt;
+  }
+  const bool is_pipe = workflow->has_pipe();
+  const auto& target = is_pipe ? workflow->pipe().actor() : workflow->forward().actor();
+  const auto& action = is_pipe ? workflow->pipe().action_name() : workflow->forward().action_name();
+  const auto& ref = is_pipe ? workflow->pipe().register_ref() : workflow->forward().register_ref();
+  pb::InvocationRequest routed;
+  routed.mutable_system()->set_name(context->system);
+  routed.mutable_actor()->mutable_id()->set_name(target);
+  routed.mutable_actor()->mutable_id()->set_system(context->system);
+  routed.set_action_name(action);
+  *routed.mutable_caller() = context->self;
+  *routed.mutable_metadata() = context->metadata;
+  routed.set_register_ref(ref);
+  if (is_pipe) {
+    copy_payload(output, routed);
+  } else {
+    copy_payload(input, routed);
+  }
+  auto result = co_await invoke(std::move(routed));
+  if (!result) {
+    co_return std::move(result).error().with_context(std::string(is_pipe ? "pipe" : "forward")
+                                                     + " from actor '" + context->self.name()
+                                                     + "' to '" + target + "'");
+  }
+  co_return std::optional<pb::InvocationResponse>(std::move(*result));
+}
+
+void Runtime::start_effect(pb::InvocationRequest request) {
+  auto& shard = *shards_[std::hash<std::string>{}(request.actor().id().name()) % shards_.size()];
+  asio::co_spawn(
+      shard.executor(),
+      [](Runtime* runtime, pb::InvocationRequest req) -> Task<void> {
+        auto name = req.actor().id().name();
+        auto action = req.action_name();
+        auto result = co_await runtime->invoke(std::move(req));
+        if (!result) {
+          spdlog::warn("side effect '{}' on actor '{}' failed: {}", action, name,
+                       result.error().message);
+        }
+      }(this, std::move(request)),
+      [](std::exception_ptr e) { log_failure(e, "side effect"); });
+}
+
+Task<void> Runtime::broadcast(std::shared_ptr<const WorkflowContext> context,
+                              pb::Broadcast broadcast) {
+  auto& shard = *shards_[std::hash<std::string>{}(broadcast.channel_group()) % shards_.size()];
+  auto subscribers =
+      co_await run_on(shard.executor(), subscribers_on(&shard, broadcast.channel_group()));
+  if (subscribers.empty()) {
+    spdlog::debug("broadcast topic={} has no subscribers", broadcast.channel_group());
+  }
+  for (const auto& subscriber : subscribers) {
+    pb::InvocationRequest request;
+    request.mutable_system()->set_name(subscriber.actor.system);
+    request.mutable_actor()->mutable_id()->set_name(subscriber.actor.name);
+    request.mutable_actor()->mutable_id()->set_system(subscriber.actor.system);
+    request.set_action_name(subscriber.action);
+    request.set_async(true);
+    *request.mutable_caller() = context->self;
+    copy_payload(broadcast, request);
+    auto result = co_await invoke(std::move(request));
+    if (!result) {
+      spdlog::warn("broadcast topic={} to actor '{}' failed: {}", broadcast.channel_group(),
+                   subscriber.actor.name, result.error().message);
+    }
+  }
+}
+
+Task<void> Runtime::drain(std::chrono::milliseconds max_wait) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  auto deadline = Clock::now() + max_wait;
+  while (in_flight_ > 0 && Clock::now() < deadline) {
+    timer.expires_after(std::chrono::milliseconds(5));
+    co_await timer.async_wait(kUseTask);
+  }
+  if (in_flight_ > 0) {
+    spdlog::warn("shutdown: {} invocations still running after {} ms", in_flight_.load(),
+                 max_wait.count());
+  }
+  for (auto& shard : shards_) {
+    co_await run_on(shard->executor(), shard->deactivate_all());
+  }
+}
+
+}  // namespace spawn::runtime

@@ -1,0 +1,98 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "spawn/result.hpp"
+
+#include "common/asio.hpp"
+#include "protocol/messages.hpp"
+#include "runtime/host.hpp"
+#include "runtime/shard.hpp"
+#include "statestore/store.hpp"
+
+namespace spawn::runtime {
+
+struct RuntimeOptions {
+  /// Event loops (threads); 0 means one per core.
+  std::size_t shards = 0;
+  ShardOptions shard;
+};
+
+/// The actor system of one process: its shards, and the router that sends every request to the
+/// shard that owns the actor (DESIGN.md "The runtime: one picture").
+///
+/// All coroutines may be awaited from any executor (an HTTP session's shard, a test's
+/// io_context) and complete there; they hop to the owning shard internally. Thread-safe.
+class Runtime {
+public:
+  /// `store` may be null (nothing is persisted); it must outlive the Runtime.
+  Runtime(RuntimeOptions options, const HostFactory& host_factory, statestore::Store* store);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  /// Starts the shard threads.
+  void start();
+
+  /// Stops the shard threads; work still queued is abandoned (call drain() first).
+  void stop();
+
+  std::size_t shard_count() const { return shards_.size(); }
+
+  /// Returns the executor of shard `index`, e.g. to run an HTTP listener on it.
+  asio::any_io_executor executor(std::size_t index) { return shards_[index]->executor(); }
+
+  /// Registers (or re-registers) the actors of `system` (PROTOCOL.md §5.1), then warms up its
+  /// stateful named actors in the background. kShuttingDown while shutting down.
+  Task<Result<void>> register_system(protocol::pba::ActorSystem system);
+
+  /// Spawns children of registered UNNAMED actors (PROTOCOL.md §5.7). Stops at the first
+  /// failure (kNotFound for an unknown parent); children before it stay spawned.
+  Task<Result<void>> spawn(std::vector<protocol::pba::ActorId> ids,
+                           std::optional<std::int64_t> revision);
+
+  /// Runs one invocation request to the end, workflow included (PROTOCOL.md §5.4–5.8), and
+  /// returns the response for the caller. Expected failures are values: kInvalidArgument,
+  /// kNotFound, kUnavailable, kTimeout, kBadHostResponse, kConflict, kDataLoss, kShuttingDown.
+  Task<Result<protocol::pb::InvocationResponse>> invoke(protocol::pb::InvocationRequest request);
+
+  /// Refuses new work from now on (kShuttingDown). Work already accepted goes on.
+  void begin_shutdown() { shutting_down_ = true; }
+
+  bool is_shutting_down() const { return shutting_down_; }
+
+  /// Waits (at most `max_wait`) for accepted invocations to finish, then saves and deactivates
+  /// every actor on every shard. Call after begin_shutdown(), from outside the shards.
+  Task<void> drain(std::chrono::milliseconds max_wait);
+
+  /// Returns the number of invocations accepted and not yet answered.
+  std::int64_t in_flight() const { return in_flight_; }
+
+private:
+  struct WorkflowContext;
+
+  Shard& shard_for(const statestore::ActorKey& key);
+  Task<Result<Outcome>> invoke_on_owner(statestore::ActorKey key,
+                                        protocol::pb::InvocationRequest request);
+  Task<Result<void>> post_on_owner(statestore::ActorKey key,
+                                   protocol::pb::InvocationRequest request);
+  Task<Result<void>> schedule(statestore::ActorKey key, protocol::pb::InvocationRequest request);
+  Task<Result<std::optional<protocol::pb::InvocationResponse>>> run_workflow(
+      std::shared_ptr<const WorkflowContext> context,
+      protocol::pb::ActorInvocationResponse response, protocol::pb::InvocationResponse output,
+      protocol::pb::InvocationRequest input);
+  void start_effect(protocol::pb::InvocationRequest request);
+  Task<void> broadcast(std::shared_ptr<const WorkflowContext> context,
+                       protocol::pb::Broadcast broadcast);
+
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<std::int64_t> in_flight_{0};
+};
+
+}  // namespace spawn::runtime

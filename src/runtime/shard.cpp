@@ -1,0 +1,628 @@
+#include "runtime/shard.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <random>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+namespace spawn::runtime {
+
+namespace pb = protocol::pb;
+namespace pba = protocol::pba;
+using statestore::ActorKey;
+using statestore::ActorStatus;
+
+namespace {
+
+std::string describe(const ActorKey& key) {
+  return key.system + "/" + key.name;
+}
+
+// The retry window for an unreachable host: metadata `request-timeout` in ms (PROTOCOL.md §5.10).
+std::chrono::milliseconds retry_window(const pb::InvocationRequest& request,
+                                       std::chrono::milliseconds fallback) {
+  auto it = request.metadata().find("request-timeout");
+  if (it == request.metadata().end()) {
+    return fallback;
+  }
+  std::int64_t ms = 0;
+  const auto& text = it->second;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
+  if (ec != std::errc() || ptr != text.data() + text.size() || ms < 0) {
+    return fallback;
+  }
+  return std::chrono::milliseconds(ms);
+}
+
+bool same_any(const google::protobuf::Any& a, const google::protobuf::Any& b) {
+  return a.type_url() == b.type_url() && a.value() == b.value();
+}
+
+bool same_tags(const google::protobuf::Map<std::string, std::string>& a,
+               const google::protobuf::Map<std::string, std::string>& b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (const auto& [key, value] : a) {
+    auto it = b.find(key);
+    if (it == b.end() || it->second != value) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void log_unexpected(std::exception_ptr error, const char* what) {
+  if (!error) {
+    return;
+  }
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    spdlog::error("{}: unexpected exception: {}", what, e.what());
+  }
+}
+
+}  // namespace
+
+Shard::Shard(std::size_t index, const HostFactory& host_factory, statestore::Store* store,
+             ShardOptions options)
+    : index_(index),
+      host_(host_factory(io_.get_executor())),
+      store_(store),
+      options_(std::move(options)),
+      wakeup_timer_(io_) {}
+
+Shard::~Shard() {
+  stop();
+}
+
+void Shard::start() {
+  asio::co_spawn(io_, run_wakeups(),
+                 [](std::exception_ptr e) { log_unexpected(e, "shard wakeups"); });
+  thread_ = std::thread([this] {
+    auto guard = asio::make_work_guard(io_);
+    io_.run();
+  });
+}
+
+void Shard::stop() {
+  io_.stop();
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+void Shard::add_definitions(std::string system,
+                            std::vector<std::shared_ptr<const ActorDefinition>> definitions) {
+  systems_.insert(std::move(system));
+  for (auto& definition : definitions) {
+    ActorKey key{definition->actor().id().system(), definition->name()};
+    systems_.insert(key.system);
+    for (auto& [topic, subscribers] : topics_) {
+      std::erase_if(subscribers, [&](const Subscription& s) { return s.actor == key; });
+    }
+    for (const auto& channel : definition->actor().metadata().channel_group()) {
+      topics_[channel.topic()].push_back(
+          Subscription{key, channel.action().empty() ? "receive" : channel.action()});
+    }
+    auto& entry = registry_[key];
+    entry.definition = definition;
+    entry.parent.clear();
+    entry.revision.reset();
+    // A running actor keeps its state; it picks up the new definition (actions, settings).
+    if (auto it = entities_.find(key); it != entities_.end()) {
+      it->second->definition = definition;
+    }
+  }
+}
+
+std::shared_ptr<const ActorDefinition> Shard::definition(const ActorKey& key) const {
+  auto it = registry_.find(key);
+  return it == registry_.end() ? nullptr : it->second.definition;
+}
+
+Result<void> Shard::spawn(const pba::ActorId& id, std::optional<std::int64_t> revision) {
+  auto parent = registry_.find(ActorKey{id.system(), id.parent()});
+  if (id.parent().empty() || parent == registry_.end() || !parent->second.parent.empty()) {
+    return fail(ErrorCode::kNotFound,
+                "spawn actor '" + id.name() + "' on system '" + id.system()
+                    + "': trying to create an actor from an Unnamed actor that has never been "
+                      "registered (parent '"
+                    + id.parent() + "')");
+  }
+  ActorKey key{id.system(), id.name()};
+  auto definition = parent->second.definition;
+  registry_[key] = RegistryEntry{definition, id.parent(), revision};
+  if (auto it = entities_.find(key); it != entities_.end()) {
+    it->second->definition = definition;
+    it->second->id = id;
+  }
+  return ok();
+}
+
+std::vector<Subscription> Shard::subscribers(const std::string& topic) const {
+  auto it = topics_.find(topic);
+  return it == topics_.end() ? std::vector<Subscription>{} : it->second;
+}
+
+Result<Entity*> Shard::find_or_create(const ActorKey& registered, const ActorKey& instance) {
+  if (auto it = entities_.find(instance); it != entities_.end()) {
+    return it->second.get();
+  }
+  auto entry = registry_.find(registered);
+  if (entry == registry_.end()) {
+    if (!systems_.contains(registered.system)) {
+      return fail(ErrorCode::kNotFound,
+                  "ActorSystem " + registered.system + " is not registered on this proxy");
+    }
+    return fail(ErrorCode::kNotFound,
+                "Actor " + registered.name + " not found on ActorSystem " + registered.system);
+  }
+  pba::ActorId id;
+  id.set_name(registered.name);
+  id.set_system(registered.system);
+  if (!entry->second.parent.empty()) {
+    id.set_parent(entry->second.parent);
+  }
+  auto entity = std::make_unique<Entity>(instance, std::move(id), entry->second.definition,
+                                         entry->second.revision);
+  entry->second.revision.reset();
+  auto* raw = entity.get();
+  entities_.emplace(instance, std::move(entity));
+  return raw;
+}
+
+Result<Entity*> Shard::accept(const ActorKey& registered, const ActorKey& instance,
+                              const std::string& action) {
+  auto found = find_or_create(registered, instance);
+  if (!found) {
+    return found;
+  }
+  const auto& definition = *(*found)->definition;
+  if (!definition.has_action(action) && !definition.answers_get_itself(action)) {
+    return fail(ErrorCode::kNotFound,
+                "Action [" + action + "] not found for Actor [" + registered.name + "]");
+  }
+  return found;
+}
+
+ActorKey Shard::instance_for(const ActorKey& key) {
+  auto it = registry_.find(key);
+  if (it == registry_.end() || !it->second.definition->is_pooled()) {
+    return key;
+  }
+  auto instance = pool_cursor_++ % static_cast<std::uint64_t>(it->second.definition->pool_size());
+  // The unit separator cannot appear in names SDKs send, so pool members never collide with actors.
+  return ActorKey{key.system, key.name + '\x1f' + std::to_string(instance)};
+}
+
+Task<Result<Outcome>> Shard::invoke(ActorKey registered, ActorKey instance,
+                                    pb::InvocationRequest request) {
+  auto found = accept(registered, instance, request.action_name());
+  if (!found) {
+    co_return std::move(found).error();
+  }
+  Entity& entity = **found;
+  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(Result<Outcome>)>(
+      [this, &entity, &request](auto handler) {
+        enqueue(entity, Envelope{Envelope::Kind::kInvoke, std::move(request), std::move(handler)});
+      },
+      asio::use_awaitable);
+}
+
+Result<void> Shard::post(const ActorKey& registered, const ActorKey& instance,
+                         pb::InvocationRequest request,
+                         asio::any_completion_handler<void(Result<Outcome>)> done) {
+  auto found = accept(registered, instance, request.action_name());
+  if (!found) {
+    return std::move(found).error();
+  }
+  enqueue(**found, Envelope{Envelope::Kind::kInvoke, std::move(request), std::move(done)});
+  return ok();
+}
+
+void Shard::warm_up(const ActorKey& key) {
+  auto found = find_or_create(key, key);
+  if (found) {
+    enqueue(**found, Envelope{Envelope::Kind::kActivate, {}, {}});
+  }
+}
+
+void Shard::enqueue(Entity& entity, Envelope envelope) {
+  entity.mailbox.push_back(std::move(envelope));
+  if (!entity.running) {
+    entity.running = true;
+    asio::co_spawn(io_, drive(entity.key),
+                   [](std::exception_ptr e) { log_unexpected(e, "actor mailbox"); });
+  }
+}
+
+void Shard::complete(Envelope& envelope, Result<Outcome> result) {
+  if (!envelope.done) {
+    if (!result && envelope.kind == Envelope::Kind::kInvoke) {
+      spdlog::warn("async invocation failed: {}", result.error().message);
+    }
+    return;
+  }
+  // Resume the caller later, never inline inside this mailbox loop. Every completion handler
+  // here belongs to a coroutine (or a bound handler) of this same shard: cross-shard callers
+  // hop with run_on(), whose own completion returns them to their executor.
+  asio::post(io_, [done = std::move(envelope.done), result = std::move(result)]() mutable {
+    std::move(done)(std::move(result));
+  });
+}
+
+Task<void> Shard::drive(ActorKey key) {
+  auto it = entities_.find(key);
+  if (it == entities_.end()) {
+    co_return;
+  }
+  Entity& entity = *it->second;
+  while (!entity.mailbox.empty()) {
+    Envelope envelope = std::move(entity.mailbox.front());
+    entity.mailbox.pop_front();
+    switch (envelope.kind) {
+      case Envelope::Kind::kInvoke:
+      case Envelope::Kind::kActivate: {
+        if (!entity.active) {
+          auto activated = co_await activate(entity);
+          if (!activated) {
+            spdlog::warn("actor={} activation failed: {}", describe(key),
+                         activated.error().message);
+            complete(envelope, std::move(activated).error());
+            continue;
+          }
+        }
+        if (envelope.kind == Envelope::Kind::kActivate) {
+          complete(envelope, Outcome{});
+          continue;
+        }
+        complete(envelope, co_await handle(entity, std::move(envelope.request)));
+        break;
+      }
+      case Envelope::Kind::kSnapshot: {
+        if (entity.active && entity.state_changed) {
+          auto saved = co_await save(entity, ActorStatus::kActivated);
+          if (!saved) {
+            spdlog::warn("actor={} snapshot failed: {}", describe(key), saved.error().message);
+          }
+        }
+        complete(envelope, Outcome{});
+        break;
+      }
+      case Envelope::Kind::kDeactivate: {
+        const bool forced = static_cast<bool>(envelope.done);
+        if (!forced && !entity.mailbox.empty()) {
+          // New work arrived since the idle check: stay active.
+          schedule_check(entity);
+          continue;
+        }
+        if (entity.active && entity.dirty) {
+          auto saved = co_await save(entity, ActorStatus::kDeactivated);
+          if (!saved && saved.error().code != ErrorCode::kConflict) {
+            if (!forced) {
+              spdlog::warn("actor={} not deactivated, state not saved: {}", describe(key),
+                           saved.error().message);
+              entity.last_used = Clock::now();
+              schedule_check(entity);
+              continue;
+            }
+            spdlog::error("actor={} state lost at shutdown: {}", describe(key),
+                          saved.error().message);
+          }
+        }
+        if (!forced && !entity.mailbox.empty()) {
+          schedule_check(entity);
+          continue;
+        }
+        spdlog::debug("actor={} deactivated", describe(key));
+        complete(envelope, Outcome{});
+        if (entity.mailbox.empty()) {
+          entities_.erase(key);
+          co_return;
+        }
+        entity.active = false;
+        break;
+      }
+    }
+  }
+  entity.running = false;
+}
+
+Task<Result<void>> Shard::activate(Entity& entity) {
+  const ActorDefinition& definition = *entity.definition;
+  entity.state = definition.actor().state();
+  entity.revision = 0;
+  if (definition.is_stateful() && !definition.is_pooled() && store_ != nullptr) {
+    auto context = "activate actor '" + describe(entity.key) + "'";
+    auto current = co_await store_->load(entity.key);
+    if (!current) {
+      co_return std::move(current).error().with_context(context);
+    }
+    std::optional<statestore::Snapshot> snapshot = std::move(*current);
+    if (snapshot) {
+      entity.revision = snapshot->revision;
+    }
+    if (entity.start_revision) {
+      auto revision = *entity.start_revision;
+      entity.start_revision.reset();
+      auto historical = co_await store_->load_revision(entity.key, revision);
+      if (!historical) {
+        co_return std::move(historical).error().with_context(context);
+      }
+      if (!*historical) {
+        co_return fail(ErrorCode::kNotFound,
+                       context + ": revision " + std::to_string(revision) + " does not exist");
+      }
+      snapshot = std::move(*historical);
+    }
+    if (snapshot) {
+      entity.state.mutable_tags()->clear();
+      entity.state.mutable_tags()->insert(snapshot->tags.begin(), snapshot->tags.end());
+      if (snapshot->has_state) {
+        entity.state.mutable_state()->set_type_url(std::move(snapshot->type_url));
+        entity.state.mutable_state()->set_value(std::move(snapshot->data));
+      } else {
+        entity.state.clear_state();
+      }
+    }
+  }
+  auto now = Clock::now();
+  entity.active = true;
+  entity.dirty = false;
+  entity.state_changed = false;
+  entity.last_used = now;
+  if (auto interval = definition.snapshot_interval()) {
+    entity.next_snapshot = now + *interval;
+  }
+  schedule_check(entity);
+  spdlog::debug("actor={} activated rev={}", describe(entity.key), entity.revision);
+
+  if (const auto& init = definition.init_action()) {
+    pb::ActorInvocation invocation;
+    *invocation.mutable_actor() = entity.id;
+    invocation.set_action_name(*init);
+    invocation.mutable_noop();
+    *invocation.mutable_caller() = entity.id;
+    auto* context = invocation.mutable_current_context();
+    if (entity.state.has_state()) {
+      *context->mutable_state() = entity.state.state();
+    }
+    *context->mutable_tags() = entity.state.tags();
+    *context->mutable_caller() = entity.id;
+    context->mutable_self()->set_name(entity.id.name());
+    context->mutable_self()->set_system(entity.id.system());
+    auto reply = co_await call_host(entity, std::move(invocation), std::chrono::milliseconds(0));
+    if (reply) {
+      apply(entity, *reply);
+    } else {
+      // PROTOCOL.md §5.10: an init failure is logged and the actor stays active.
+      spdlog::warn("actor={} init action '{}' failed: {}", describe(entity.key), *init,
+                   reply.error().message);
+    }
+  }
+  co_return ok();
+}
+
+Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest request) {
+  const ActorDefinition& definition = *entity.definition;
+  const std::string action = request.action_name();
+  Outcome outcome;
+  if (definition.answers_get_itself(action)) {
+    auto* context = outcome.response.mutable_updated_context();
+    if (request.has_caller()) {
+      *context->mutable_caller() = request.caller();
+    }
+    *context->mutable_self() = entity.id;
+    *context->mutable_tags() = entity.state.tags();
+    if (entity.state.has_state()) {
+      *context->mutable_state() = entity.state.state();
+      *outcome.response.mutable_value() = entity.state.state();
+    }
+    entity.last_used = Clock::now();
+    co_return outcome;
+  }
+
+  pb::ActorInvocation invocation;
+  *invocation.mutable_actor() = entity.id;
+  invocation.set_action_name(action);
+  auto* context = invocation.mutable_current_context();
+  if (entity.state.has_state()) {
+    *context->mutable_state() = entity.state.state();
+  }
+  *context->mutable_tags() = entity.state.tags();
+  *context->mutable_metadata() = request.metadata();
+  *context->mutable_self() = entity.id;
+  if (request.has_caller()) {
+    *context->mutable_caller() = request.caller();
+    *invocation.mutable_caller() = request.caller();
+  }
+  if (request.has_value()) {
+    *invocation.mutable_value() = request.value();
+  } else if (request.has_noop()) {
+    invocation.mutable_noop();
+  }
+  auto window = retry_window(request, options_.default_request_timeout);
+  auto reply = co_await call_host(entity, std::move(invocation), window);
+  entity.last_used = Clock::now();
+  auto context_text = "invoke '" + action + "' on actor '" + entity.key.name + "'";
+  if (!reply) {
+    co_return std::move(reply).error().with_context(context_text);
+  }
+  apply(entity, *reply);
+  if (reply->checkpoint() && definition.is_stateful() && !definition.is_pooled()
+      && store_ != nullptr) {
+    auto saved = co_await save(entity, ActorStatus::kActivated);
+    if (!saved) {
+      co_return std::move(saved).error().with_context(context_text + ": checkpoint");
+    }
+  }
+  outcome.response = std::move(*reply);
+  outcome.request = std::move(request);
+  co_return outcome;
+}
+
+Task<Result<pb::ActorInvocationResponse>> Shard::call_host(Entity& entity,
+                                                           pb::ActorInvocation invocation,
+                                                           std::chrono::milliseconds retry_window) {
+  // Only an unreachable host is retried: the request never reached user code, so nothing runs
+  // twice (PROTOCOL.md §5.10 retries every failure; we deliberately do not re-run actions).
+  auto deadline = Clock::now() + retry_window;
+  auto backoff = std::chrono::milliseconds(10);
+  thread_local std::minstd_rand jitter(std::random_device{}());
+  for (;;) {
+    // A copy per attempt when a retry may follow; the last (or only) attempt can give it away.
+    auto reply = retry_window.count() > 0 ? co_await host_->invoke(invocation)
+                                          : co_await host_->invoke(std::move(invocation));
+    if (reply || reply.error().code != ErrorCode::kUnavailable || Clock::now() >= deadline) {
+      co_return reply;
+    }
+    auto wait = backoff / 2 + std::chrono::milliseconds(jitter() % (backoff.count() / 2 + 1));
+    wait = std::min<std::chrono::milliseconds>(
+        wait, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+    spdlog::debug("actor={} host unreachable, retrying in {} ms", describe(entity.key),
+                  wait.count());
+    asio::steady_timer timer(io_, wait);
+    co_await timer.async_wait(kUseTask);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+  }
+}
+
+void Shard::apply(Entity& entity, const pb::ActorInvocationResponse& response) {
+  const auto& context = response.updated_context();
+  if (context.has_state() && !same_any(context.state(), entity.state.state())) {
+    *entity.state.mutable_state() = context.state();
+    entity.state_changed = true;
+    entity.dirty = true;
+  }
+  // PROTOCOL.md §5.4 item 5: the returned tags replace the stored ones, even when empty.
+  if (!same_tags(context.tags(), entity.state.tags())) {
+    *entity.state.mutable_tags() = context.tags();
+    entity.dirty = true;
+  }
+}
+
+Task<Result<void>> Shard::save(Entity& entity, ActorStatus status) {
+  if (!entity.definition->is_stateful() || entity.definition->is_pooled() || store_ == nullptr) {
+    co_return ok();
+  }
+  statestore::Snapshot snapshot;
+  snapshot.status = status;
+  snapshot.node = options_.node;
+  snapshot.tags.insert(entity.state.tags().begin(), entity.state.tags().end());
+  snapshot.has_state = entity.state.has_state();
+  if (snapshot.has_state) {
+    snapshot.type_url = entity.state.state().type_url();
+    snapshot.data = entity.state.state().value();
+  }
+  auto saved = co_await store_->save(entity.key, std::move(snapshot), entity.revision);
+  if (!saved) {
+    if (saved.error().code == ErrorCode::kConflict) {
+      // Fencing: another activation wrote a newer revision. This one must not go on with stale
+      // state; the next invocation activates afresh from the store.
+      spdlog::warn(
+          "actor={} revision conflict at rev={}: state was changed elsewhere; "
+          "reloading on next use",
+          describe(entity.key), entity.revision);
+      entity.active = false;
+    }
+    co_return std::move(saved).error().with_context("save actor '" + describe(entity.key) + "'");
+  }
+  entity.revision = *saved;
+  entity.dirty = false;
+  entity.state_changed = false;
+  co_return ok();
+}
+
+Task<void> Shard::deactivate_all() {
+  std::size_t pending = 0;
+  asio::steady_timer all_done(io_, Clock::time_point::max());
+  std::vector<ActorKey> keys;
+  keys.reserve(entities_.size());
+  for (const auto& [key, entity] : entities_) {
+    keys.push_back(key);
+  }
+  for (const auto& key : keys) {
+    auto it = entities_.find(key);
+    if (it == entities_.end()) {
+      continue;
+    }
+    ++pending;
+    auto done = asio::bind_executor(io_.get_executor(), [&pending, &all_done](Result<Outcome>) {
+      if (--pending == 0) {
+        all_done.cancel();
+      }
+    });
+    enqueue(*it->second, Envelope{Envelope::Kind::kDeactivate, {}, std::move(done)});
+  }
+  if (pending > 0) {
+    co_await all_done.async_wait(kUseTask);
+  }
+}
+
+void Shard::schedule_check(Entity& entity) {
+  auto next = entity.last_used + entity.definition->deactivation_timeout();
+  if (auto interval = entity.definition->snapshot_interval(); interval && entity.state_changed) {
+    next = std::min(next, entity.next_snapshot);
+  }
+  if (entity.next_check == next) {
+    return;
+  }
+  entity.next_check = next;
+  bool earliest = wakeups_.empty() || next < wakeups_.top().at;
+  wakeups_.push(Wakeup{next, entity.key});
+  if (earliest) {
+    wakeup_timer_.expires_at(next);
+  }
+}
+
+Task<void> Shard::run_wakeups() {
+  for (;;) {
+    wakeup_timer_.expires_at(wakeups_.empty() ? Clock::time_point::max() : wakeups_.top().at);
+    co_await wakeup_timer_.async_wait(kUseTask);  // woken early when an earlier wakeup arrives
+    auto now = Clock::now();
+    while (!wakeups_.empty() && wakeups_.top().at <= now) {
+      Wakeup wakeup = wakeups_.top();
+      wakeups_.pop();
+      on_wakeup(wakeup.key, wakeup.at);
+    }
+  }
+}
+
+void Shard::on_wakeup(const ActorKey& key, Clock::time_point at) {
+  auto it = entities_.find(key);
+  if (it == entities_.end() || it->second->next_check != at) {
+    return;
+  }
+  Entity& entity = *it->second;
+  entity.next_check = {};
+  auto now = Clock::now();
+  if (!entity.active) {
+    if (!entity.running && entity.mailbox.empty()) {
+      entities_.erase(it);
+    }
+    return;
+  }
+  if (entity.running || !entity.mailbox.empty()) {
+    entity.last_used = std::max(entity.last_used, now);
+    schedule_check(entity);
+    return;
+  }
+  if (now >= entity.last_used + entity.definition->deactivation_timeout()) {
+    enqueue(entity, Envelope{Envelope::Kind::kDeactivate, {}, {}});
+    return;
+  }
+  if (auto interval = entity.definition->snapshot_interval();
+      interval && entity.state_changed && now >= entity.next_snapshot) {
+    entity.next_snapshot = now + *interval;
+    enqueue(entity, Envelope{Envelope::Kind::kSnapshot, {}, {}});
+  }
+  schedule_check(entity);
+}
+
+}  // namespace spawn::runtime

@@ -1,0 +1,161 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "spawn/result.hpp"
+
+#include "common/asio.hpp"
+#include "runtime/actor_definition.hpp"
+#include "runtime/entity.hpp"
+#include "runtime/host.hpp"
+#include "statestore/store.hpp"
+
+namespace spawn::runtime {
+
+/// A subscriber of a broadcast topic (PROTOCOL.md §5.8 item 2).
+struct Subscription {
+  statestore::ActorKey actor;
+  std::string action;
+};
+
+/// Settings every shard shares.
+struct ShardOptions {
+  /// Name recorded with every snapshot this process writes.
+  std::string node = "spawn-proxy";
+  /// Retry window for an unreachable host when the request's metadata names no `request-timeout`.
+  std::chrono::milliseconds default_request_timeout{10000};
+};
+
+/// One event loop on one thread with the actors that hash to it (DESIGN.md decision 2).
+///
+/// Every member function except the constructor, executor() and the thread control runs on the
+/// shard's own thread (callers hop there with run_on()). Nothing here takes a lock.
+class Shard {
+public:
+  Shard(std::size_t index, const HostFactory& host_factory, statestore::Store* store,
+        ShardOptions options);
+  ~Shard();
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  std::size_t index() const { return index_; }
+
+  asio::any_io_executor executor() { return io_.get_executor(); }
+
+  /// Starts the shard's thread.
+  void start();
+
+  /// Stops the event loop and joins the thread. Pending work is abandoned.
+  void stop();
+
+  /// Adds or replaces the definitions registered for `system` (on every shard alike).
+  void add_definitions(std::string system,
+                       std::vector<std::shared_ptr<const ActorDefinition>> definitions);
+
+  /// Returns true when `system` was registered.
+  bool has_system(const std::string& system) const { return systems_.contains(system); }
+
+  /// Returns the definition registered (or spawned) under `key`; null when there is none.
+  std::shared_ptr<const ActorDefinition> definition(const statestore::ActorKey& key) const;
+
+  /// Registers child `id` (name, system, parent) from the registered parent definition; on the
+  /// child's owner shard. kNotFound when the parent was never registered.
+  Result<void> spawn(const protocol::pba::ActorId& id, std::optional<std::int64_t> revision);
+
+  /// Runs `request` on the actor `instance` whose definition is registered under `registered`
+  /// (the same key except for pool instances) and returns what it produced. Fails at once with
+  /// kNotFound for an unknown system, actor or action. Suspends; completes on this shard.
+  Task<Result<Outcome>> invoke(statestore::ActorKey registered, statestore::ActorKey instance,
+                               protocol::pb::InvocationRequest request);
+
+  /// Queues `request` like invoke() and returns once it is in the mailbox, which is the ordering
+  /// guarantee of async invocations (PROTOCOL.md §5.5); `done` runs on completion.
+  Result<void> post(const statestore::ActorKey& registered, const statestore::ActorKey& instance,
+                    protocol::pb::InvocationRequest request,
+                    asio::any_completion_handler<void(Result<Outcome>)> done);
+
+  /// Returns the key of the instance that serves `key`: a pool member of a POOLED actor
+  /// (round-robin), otherwise `key` itself.
+  statestore::ActorKey instance_for(const statestore::ActorKey& key);
+
+  /// Queues activation of a registered actor (warm-up after registration).
+  void warm_up(const statestore::ActorKey& key);
+
+  /// Returns the subscribers of `topic` among the registered actors.
+  std::vector<Subscription> subscribers(const std::string& topic) const;
+
+  /// Saves and deactivates every entity once its queued work is done. Suspends until all are gone.
+  Task<void> deactivate_all();
+
+  /// Returns the number of entities in memory.
+  std::size_t entity_count() const { return entities_.size(); }
+
+private:
+  struct RegistryEntry {
+    std::shared_ptr<const ActorDefinition> definition;
+    std::string parent;
+    std::optional<std::int64_t> revision;
+  };
+
+  struct Wakeup {
+    Clock::time_point at;
+    statestore::ActorKey key;
+
+    bool operator>(const Wakeup& other) const { return at > other.at; }
+  };
+
+  Result<Entity*> find_or_create(const statestore::ActorKey& registered,
+                                 const statestore::ActorKey& instance);
+  Result<Entity*> accept(const statestore::ActorKey& registered,
+                         const statestore::ActorKey& instance, const std::string& action);
+  void enqueue(Entity& entity, Envelope envelope);
+  Task<void> drive(statestore::ActorKey key);
+  Task<Result<void>> activate(Entity& entity);
+  Task<Result<Outcome>> handle(Entity& entity, protocol::pb::InvocationRequest request);
+  Task<Result<protocol::pb::ActorInvocationResponse>> call_host(
+      Entity& entity, protocol::pb::ActorInvocation invocation,
+      std::chrono::milliseconds retry_window);
+  void apply(Entity& entity, const protocol::pb::ActorInvocationResponse& response);
+  Task<Result<void>> save(Entity& entity, statestore::ActorStatus status);
+  void complete(Envelope& envelope, Result<Outcome> result);
+
+  void schedule_check(Entity& entity);
+  Task<void> run_wakeups();
+  void on_wakeup(const statestore::ActorKey& key, Clock::time_point at);
+
+  std::size_t index_;
+  asio::io_context io_{1};
+  std::thread thread_;
+  std::unique_ptr<Host> host_;
+  statestore::Store* store_;
+  ShardOptions options_;
+
+  std::unordered_set<std::string> systems_;
+  std::unordered_map<statestore::ActorKey, RegistryEntry> registry_;
+  std::unordered_map<std::string, std::vector<Subscription>> topics_;
+  std::unordered_map<statestore::ActorKey, std::unique_ptr<Entity>> entities_;
+  std::uint64_t pool_cursor_ = 0;
+
+  std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<>> wakeups_;
+  asio::steady_timer wakeup_timer_;
+};
+
+/// Runs `task` on `executor` and resumes the caller on its own executor with the result.
+template <class T>
+Task<T> run_on(asio::any_io_executor executor, Task<T> task) {
+  co_return co_await asio::co_spawn(std::move(executor), std::move(task), asio::use_awaitable);
+}
+
+}  // namespace spawn::runtime
