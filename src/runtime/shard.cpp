@@ -476,9 +476,14 @@ Task<Result<pb::ActorInvocationResponse>> Shard::call_host(Entity& entity,
   auto backoff = std::chrono::milliseconds(10);
   thread_local std::minstd_rand jitter(std::random_device{}());
   for (;;) {
-    // A copy per attempt when a retry may follow; the last (or only) attempt can give it away.
-    auto reply = retry_window.count() > 0 ? co_await host_->invoke(invocation)
-                                          : co_await host_->invoke(std::move(invocation));
+    // A copy per attempt when a retry may follow; a single attempt gives the invocation away.
+    // (No co_await inside ?: — GCC 12 destroys such temporaries twice.)
+    Result<pb::ActorInvocationResponse> reply = fail(ErrorCode::kInternal, "not called");
+    if (retry_window.count() > 0) {
+      reply = co_await host_->invoke(invocation);
+    } else {
+      reply = co_await host_->invoke(std::move(invocation));
+    }
     if (reply || reply.error().code != ErrorCode::kUnavailable || Clock::now() >= deadline) {
       co_return reply;
     }

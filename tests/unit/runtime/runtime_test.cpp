@@ -1,0 +1,378 @@
+#include "runtime/runtime.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_future.hpp>
+#include <gtest/gtest.h>
+
+#include "statestore/memory/memory_store.hpp"
+
+namespace spawn::runtime {
+namespace {
+
+namespace pb = protocol::pb;
+namespace pba = protocol::pba;
+using namespace std::chrono_literals;
+
+/// What every shard's FakeHost shares: the script and the record of calls.
+struct HostScript {
+  std::mutex mutex;
+  std::function<Result<pb::ActorInvocationResponse>(const pb::ActorInvocation&)> handler;
+  std::vector<pb::ActorInvocation> received;
+  std::chrono::milliseconds delay{0};
+  std::atomic<int> running{0};
+  std::atomic<int> max_running{0};
+
+  std::vector<pb::ActorInvocation> calls() {
+    std::lock_guard lock(mutex);
+    return received;
+  }
+
+  int count(const std::string& action) {
+    std::lock_guard lock(mutex);
+    return static_cast<int>(std::count_if(received.begin(), received.end(), [&](const auto& i) {
+      return i.action_name() == action;
+    }));
+  }
+};
+
+/// An in-process host: answers by script, optionally after a delay, and records every call.
+class FakeHost final : public Host {
+public:
+  FakeHost(asio::any_io_executor executor, std::shared_ptr<HostScript> script)
+      : executor_(std::move(executor)), script_(std::move(script)) {}
+
+  Task<Result<pb::ActorInvocationResponse>> invoke(pb::ActorInvocation invocation) override {
+    int now = ++script_->running;
+    int seen = script_->max_running;
+    while (now > seen && !script_->max_running.compare_exchange_weak(seen, now)) {
+    }
+    if (script_->delay.count() > 0) {
+      asio::steady_timer timer(executor_, script_->delay);
+      co_await timer.async_wait(kUseTask);
+    }
+    std::function<Result<pb::ActorInvocationResponse>(const pb::ActorInvocation&)> handler;
+    {
+      std::lock_guard lock(script_->mutex);
+      script_->received.push_back(invocation);
+      handler = script_->handler;
+    }
+    --script_->running;
+    co_return handler(invocation);
+  }
+
+private:
+  asio::any_io_executor executor_;
+  std::shared_ptr<HostScript> script_;
+};
+
+google::protobuf::Any counter_state(std::int64_t value) {
+  google::protobuf::Any any;
+  any.set_type_url("type.googleapis.com/test.Counter");
+  any.set_value(std::to_string(value));
+  return any;
+}
+
+std::int64_t counter_of(const google::protobuf::Any& any) {
+  return any.value().empty() ? 0 : std::stoll(any.value());
+}
+
+/// Increments a decimal counter kept as the state's bytes; answers the new value. "init" sets
+/// the tag "initialized"; "checkpoint" asks for a checkpoint.
+Result<pb::ActorInvocationResponse> counter_host(const pb::ActorInvocation& invocation) {
+  pb::ActorInvocationResponse response;
+  *response.mutable_updated_context() = invocation.current_context();
+  const auto& action = invocation.action_name();
+  if (action == "init") {
+    (*response.mutable_updated_context()->mutable_tags())["initialized"] = "yes";
+    return response;
+  }
+  auto next = counter_of(invocation.current_context().state()) + 1;
+  *response.mutable_updated_context()->mutable_state() = counter_state(next);
+  *response.mutable_value() = counter_state(next);
+  response.set_checkpoint(action == "checkpoint");
+  return response;
+}
+
+class RuntimeTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    script_->handler = counter_host;
+    start();
+  }
+
+  void TearDown() override { runtime_.reset(); }
+
+  void start() {
+    RuntimeOptions options;
+    options.shards = 2;
+    options.shard.default_request_timeout = 0ms;
+    auto script = script_;
+    runtime_ = std::make_unique<Runtime>(
+        options,
+        [script](asio::any_io_executor executor) {
+          return std::make_unique<FakeHost>(std::move(executor), script);
+        },
+        &store_);
+    runtime_->start();
+  }
+
+  template <class T>
+  T run(Task<T> task) {
+    asio::io_context io;
+    auto future = asio::co_spawn(io, std::move(task), asio::use_future);
+    io.run();
+    return future.get();
+  }
+
+  static pba::Actor actor(const std::string& name, bool stateful = true) {
+    pba::Actor actor;
+    actor.mutable_id()->set_name(name);
+    actor.mutable_id()->set_system("sys");
+    actor.mutable_settings()->set_kind(pba::NAMED);
+    actor.mutable_settings()->set_stateful(stateful);
+    for (const char* action : {"init", "inc", "checkpoint"}) {
+      actor.add_actions()->set_name(action);
+    }
+    return actor;
+  }
+
+  void register_actors(std::vector<pba::Actor> actors) {
+    pba::ActorSystem system;
+    system.set_name("sys");
+    for (auto& a : actors) {
+      (*system.mutable_registry()->mutable_actors())[a.id().name()] = a;
+    }
+    auto registered = run(runtime_->register_system(system));
+    ASSERT_TRUE(registered) << registered.error().message;
+  }
+
+  Result<pb::InvocationResponse> invoke(const std::string& name, const std::string& action,
+                                        bool async = false) {
+    pb::InvocationRequest request;
+    request.mutable_system()->set_name("sys");
+    request.mutable_actor()->mutable_id()->set_name(name);
+    request.mutable_actor()->mutable_id()->set_system("sys");
+    request.set_action_name(action);
+    request.set_async(async);
+    return run(runtime_->invoke(request));
+  }
+
+  std::optional<statestore::Snapshot> stored(const std::string& name) {
+    auto loaded = run(store_.load(statestore::ActorKey{"sys", name}));
+    EXPECT_TRUE(loaded) << loaded.error().message;
+    return loaded ? *loaded : std::nullopt;
+  }
+
+  std::shared_ptr<HostScript> script_ = std::make_shared<HostScript>();
+  statestore::memory::InMemoryStore store_;
+  std::unique_ptr<Runtime> runtime_;
+};
+
+TEST_F(RuntimeTest, StateChangedByAnActionIsSeenByTheNextInvocation) {
+  register_actors({actor("counter")});
+  for (int expected = 1; expected <= 3; ++expected) {
+    auto response = invoke("counter", "inc");
+    ASSERT_TRUE(response) << response.error().message;
+    EXPECT_EQ(response->status().status(), pb::OK);
+    EXPECT_EQ(counter_of(response->value()), expected);
+  }
+}
+
+TEST_F(RuntimeTest, DefaultGetIsAnsweredWithoutCallingTheHost) {
+  register_actors({actor("counter")});
+  ASSERT_TRUE(invoke("counter", "inc"));
+  auto before = script_->calls().size();
+  auto response = invoke("counter", "getState");
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(counter_of(response->value()), 1);
+  EXPECT_EQ(script_->calls().size(), before);
+}
+
+TEST_F(RuntimeTest, InitRunsAtActivationBeforeTheFirstInvocation) {
+  register_actors({actor("counter", /*stateful=*/false)});
+  ASSERT_TRUE(invoke("counter", "inc"));
+  auto calls = script_->calls();
+  ASSERT_EQ(calls.size(), 2U);
+  EXPECT_EQ(calls[0].action_name(), "init");
+  EXPECT_TRUE(calls[0].has_noop());
+  EXPECT_EQ(calls[0].caller().name(), "counter");
+  EXPECT_EQ(calls[1].action_name(), "inc");
+  EXPECT_EQ(calls[1].current_context().tags().at("initialized"), "yes");
+}
+
+TEST_F(RuntimeTest, UnknownActorSystemAndActionAreNotFound) {
+  register_actors({actor("counter")});
+  auto no_actor = invoke("ghost", "inc");
+  ASSERT_FALSE(no_actor);
+  EXPECT_EQ(no_actor.error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(no_actor.error().message, "Actor ghost not found on ActorSystem sys");
+
+  auto no_action = invoke("counter", "explode");
+  ASSERT_FALSE(no_action);
+  EXPECT_EQ(no_action.error().message, "Action [explode] not found for Actor [counter]");
+  EXPECT_EQ(script_->count("explode"), 0);
+
+  pb::InvocationRequest request;
+  request.mutable_system()->set_name("elsewhere");
+  request.mutable_actor()->mutable_id()->set_name("counter");
+  request.set_action_name("inc");
+  auto no_system = run(runtime_->invoke(request));
+  ASSERT_FALSE(no_system);
+  EXPECT_NE(no_system.error().message.find("elsewhere"), std::string::npos);
+}
+
+TEST_F(RuntimeTest, InvocationsOfOneActorRunOneAtATimeInArrivalOrder) {
+  script_->delay = 5ms;
+  register_actors({actor("counter", /*stateful=*/false)});
+  ASSERT_TRUE(invoke("counter", "inc"));
+  script_->max_running = 0;
+  asio::io_context io;
+  std::vector<std::int64_t> answers;
+  for (int i = 0; i < 10; ++i) {
+    pb::InvocationRequest request;
+    request.mutable_system()->set_name("sys");
+    request.mutable_actor()->mutable_id()->set_name("counter");
+    request.set_action_name("inc");
+    asio::co_spawn(io, runtime_->invoke(request), [&](std::exception_ptr, auto response) {
+      ASSERT_TRUE(response);
+      answers.push_back(counter_of(response->value()));
+    });
+  }
+  io.run();
+  ASSERT_EQ(answers.size(), 10U);
+  std::sort(answers.begin(), answers.end());
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(answers[i], i + 2);  // no lost or duplicated update
+  }
+  EXPECT_EQ(script_->max_running, 1);
+}
+
+TEST_F(RuntimeTest, AsyncInvocationIsQueuedBeforeTheReply) {
+  register_actors({actor("counter")});
+  auto async = invoke("counter", "inc", /*async=*/true);
+  ASSERT_TRUE(async) << async.error().message;
+  EXPECT_FALSE(async->has_value());
+  EXPECT_FALSE(async->has_noop());
+  auto state = invoke("counter", "get");
+  ASSERT_TRUE(state);
+  EXPECT_EQ(counter_of(state->value()), 1);
+}
+
+TEST_F(RuntimeTest, CheckpointPersistsBeforeTheReply) {
+  register_actors({actor("counter")});
+  ASSERT_TRUE(invoke("counter", "checkpoint"));
+  auto snapshot = stored("counter");
+  ASSERT_TRUE(snapshot.has_value());
+  EXPECT_EQ(snapshot->data, "1");
+  EXPECT_EQ(snapshot->revision, 1);
+}
+
+TEST_F(RuntimeTest, IdleActorIsSavedAndDeactivatedAndComesBackWithItsState) {
+  auto a = actor("counter");
+  a.mutable_settings()->mutable_deactivation_strategy()->mutable_timeout()->set_timeout(50);
+  register_actors({a});
+  ASSERT_TRUE(invoke("counter", "inc"));
+  ASSERT_TRUE(invoke("counter", "inc"));
+  for (int i = 0; i < 200 && !stored("counter"); ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  auto snapshot = stored("counter");
+  ASSERT_TRUE(snapshot.has_value()) << "state was not saved at deactivation";
+  EXPECT_EQ(snapshot->status, statestore::ActorStatus::kDeactivated);
+  auto inits = script_->count("init");
+  auto response = invoke("counter", "inc");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(counter_of(response->value()), 3);
+  EXPECT_EQ(script_->count("init"), inits + 1) << "reactivation runs init again";
+}
+
+TEST_F(RuntimeTest, StaleActivationCannotOverwriteNewerState) {
+  register_actors({actor("counter")});
+  ASSERT_TRUE(invoke("counter", "inc"));  // active, read revision 0
+  statestore::Snapshot newer;
+  newer.has_state = true;
+  newer.type_url = "type.googleapis.com/test.Counter";
+  newer.data = "100";
+  ASSERT_TRUE(run(store_.save(statestore::ActorKey{"sys", "counter"}, newer, 0)));
+
+  auto stale = invoke("counter", "checkpoint");
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, ErrorCode::kConflict) << stale.error().message;
+  EXPECT_EQ(stored("counter")->data, "100");
+
+  auto fresh = invoke("counter", "checkpoint");
+  ASSERT_TRUE(fresh) << fresh.error().message;
+  EXPECT_EQ(counter_of(fresh->value()), 101) << "the next call reloads the newer state";
+}
+
+TEST_F(RuntimeTest, PooledActorRunsInstancesConcurrently) {
+  script_->delay = 50ms;
+  auto pooled = actor("worker", /*stateful=*/false);
+  pooled.mutable_settings()->set_kind(pba::POOLED);
+  pooled.mutable_settings()->set_max_pool_size(4);
+  register_actors({pooled});
+  asio::io_context io;
+  int answered = 0;
+  for (int i = 0; i < 4; ++i) {
+    pb::InvocationRequest request;
+    request.mutable_system()->set_name("sys");
+    request.mutable_actor()->mutable_id()->set_name("worker");
+    request.set_action_name("inc");
+    request.set_pooled(true);
+    asio::co_spawn(io, runtime_->invoke(request), [&](std::exception_ptr, auto response) {
+      EXPECT_TRUE(response);
+      ++answered;
+    });
+  }
+  io.run();
+  EXPECT_EQ(answered, 4);
+  EXPECT_GE(script_->max_running, 2);
+  for (const auto& call : script_->calls()) {
+    EXPECT_EQ(call.actor().name(), "worker");
+  }
+}
+
+TEST_F(RuntimeTest, SpawnedChildCarriesItsParentAndUnknownParentFails) {
+  auto parent = actor("template", /*stateful=*/false);
+  parent.mutable_settings()->set_kind(pba::UNNAMED);
+  register_actors({parent});
+  pba::ActorId child;
+  child.set_name("child-1");
+  child.set_system("sys");
+  child.set_parent("template");
+  ASSERT_TRUE(run(runtime_->spawn({child}, std::nullopt)));
+  ASSERT_TRUE(run(runtime_->spawn({child}, std::nullopt))) << "re-spawning succeeds";
+  ASSERT_TRUE(invoke("child-1", "inc"));
+  auto calls = script_->calls();
+  ASSERT_FALSE(calls.empty());
+  EXPECT_EQ(calls.back().actor().name(), "child-1");
+  EXPECT_EQ(calls.back().actor().parent(), "template");
+
+  child.set_parent("never-registered");
+  auto orphan = run(runtime_->spawn({child}, std::nullopt));
+  ASSERT_FALSE(orphan);
+  EXPECT_EQ(orphan.error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(RuntimeTest, ShutdownRefusesNewWorkAndSavesEveryActor) {
+  register_actors({actor("a"), actor("b")});
+  ASSERT_TRUE(invoke("a", "inc"));
+  ASSERT_TRUE(invoke("b", "inc"));
+  runtime_->begin_shutdown();
+  auto refused = invoke("a", "inc");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kShuttingDown);
+  run(runtime_->drain(1s));
+  EXPECT_EQ(stored("a")->data, "1");
+  EXPECT_EQ(stored("b")->data, "1");
+}
+
+}  // namespace
+}  // namespace spawn::runtime
