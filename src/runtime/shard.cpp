@@ -207,12 +207,18 @@ Task<Result<Outcome>> Shard::invoke(ActorKey registered, ActorKey instance,
   if (!found) {
     co_return std::move(found).error();
   }
-  Entity& entity = **found;
-  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(Result<Outcome>)>(
-      [this, &entity, &request](auto handler) {
-        enqueue(entity, Envelope{Envelope::Kind::kInvoke, std::move(request), std::move(handler)});
+  co_return co_await enqueue_and_wait(**found, std::move(request));
+}
+
+asio::awaitable<Result<Outcome>> Shard::enqueue_and_wait(Entity& entity,
+                                                         pb::InvocationRequest request) {
+  // A plain function, not a coroutine: GCC 12 mishandles async_initiate lambdas written inside
+  // a co_await expression.
+  return asio::async_initiate<decltype(asio::use_awaitable), void(Result<Outcome>)>(
+      [this, &entity](auto handler, pb::InvocationRequest req) {
+        enqueue(entity, Envelope{Envelope::Kind::kInvoke, std::move(req), std::move(handler)});
       },
-      asio::use_awaitable);
+      asio::use_awaitable, std::move(request));
 }
 
 Result<void> Shard::post(const ActorKey& registered, const ActorKey& instance,

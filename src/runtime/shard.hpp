@@ -121,6 +121,8 @@ private:
   Result<Entity*> accept(const statestore::ActorKey& registered,
                          const statestore::ActorKey& instance, const std::string& action);
   void enqueue(Entity& entity, Envelope envelope);
+  asio::awaitable<Result<Outcome>> enqueue_and_wait(Entity& entity,
+                                                    protocol::pb::InvocationRequest request);
   Task<void> drive(statestore::ActorKey key);
   Task<Result<void>> activate(Entity& entity);
   Task<Result<Outcome>> handle(Entity& entity, protocol::pb::InvocationRequest request);

@@ -1,0 +1,44 @@
+#include "statestore/encrypted_store.hpp"
+
+#include <utility>
+
+namespace spawn::statestore {
+
+EncryptedStore::EncryptedStore(std::unique_ptr<Store> inner, Cipher cipher)
+    : inner_(std::move(inner)), cipher_(std::move(cipher)) {}
+
+Task<Result<std::optional<Snapshot>>> EncryptedStore::load(ActorKey key) {
+  const std::string context = "load state of actor '" + key.system + "/" + key.name + "'";
+  co_return decrypt(co_await inner_->load(std::move(key)), context);
+}
+
+Task<Result<std::optional<Snapshot>>> EncryptedStore::load_revision(ActorKey key,
+                                                                    std::int64_t revision) {
+  const std::string context = "load state of actor '" + key.system + "/" + key.name
+                              + "' at revision " + std::to_string(revision);
+  co_return decrypt(co_await inner_->load_revision(std::move(key), revision), context);
+}
+
+Task<Result<std::int64_t>> EncryptedStore::save(ActorKey key, Snapshot snapshot,
+                                                std::int64_t expected_revision) {
+  if (snapshot.has_state) {
+    snapshot.data = cipher_.encrypt(snapshot.data);
+  }
+  co_return co_await inner_->save(std::move(key), std::move(snapshot), expected_revision);
+}
+
+Result<std::optional<Snapshot>> EncryptedStore::decrypt(Result<std::optional<Snapshot>> loaded,
+                                                        std::string_view context) const {
+  if (!loaded || !loaded->has_value() || !(*loaded)->has_state) {
+    return loaded;
+  }
+  Snapshot& snapshot = **loaded;
+  Result<std::string> plaintext = cipher_.decrypt(snapshot.data);
+  if (!plaintext) {
+    return plaintext.error().with_context(context);
+  }
+  snapshot.data = std::move(*plaintext);
+  return loaded;
+}
+
+}  // namespace spawn::statestore

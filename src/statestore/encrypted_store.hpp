@@ -1,0 +1,42 @@
+#pragma once
+
+#include <memory>
+
+#include "statestore/cipher.hpp"
+#include "statestore/store.hpp"
+
+namespace spawn::statestore {
+
+/// A `Store` decorator that keeps `Snapshot::data` encrypted in the store it wraps.
+///
+/// `save()` replaces the data of a snapshot that has a state with `Cipher::encrypt(data)`;
+/// `load()` and `load_revision()` decrypt it again. Tags, type_url, status and node stay in
+/// clear (PROTOCOL.md §6). Encryption and decryption run on the awaiting thread (AES-NI makes
+/// them cheap next to the I/O); the wrapped store does the I/O. Thread safety and completion are
+/// the wrapped store's.
+class EncryptedStore final : public Store {
+public:
+  /// Wraps `inner`, which must not be null.
+  EncryptedStore(std::unique_ptr<Store> inner, Cipher cipher);
+
+  /// As `Store::load`; a snapshot that does not decrypt is kDataLoss, e.g.
+  /// "load state of actor 'sys/name': decrypt: authentication failed (...)".
+  Task<Result<std::optional<Snapshot>>> load(ActorKey key) override;
+
+  /// As `Store::load_revision`; a snapshot that does not decrypt is kDataLoss naming the actor
+  /// and revision.
+  Task<Result<std::optional<Snapshot>>> load_revision(ActorKey key, std::int64_t revision) override;
+
+  /// As `Store::save`, with `snapshot.data` encrypted when `snapshot.has_state`.
+  Task<Result<std::int64_t>> save(ActorKey key, Snapshot snapshot,
+                                  std::int64_t expected_revision) override;
+
+private:
+  Result<std::optional<Snapshot>> decrypt(Result<std::optional<Snapshot>> loaded,
+                                          std::string_view context) const;
+
+  std::unique_ptr<Store> inner_;
+  Cipher cipher_;
+};
+
+}  // namespace spawn::statestore
