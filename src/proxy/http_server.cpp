@@ -265,9 +265,11 @@ struct HttpServer::Listener {
                                boost::system::error_code ec) {
     Route route = Route::kNone;
     unsigned version = 11;
-    if (parser.is_header_done()) {
+    // Beast rejects a too-large Content-Length while it is still in the header, so the start
+    // line may be known even though is_header_done() is false.
+    if (!parser.get().target().empty()) {
       route = parse_target(parser.get().target()).route;
-      version = parser.get().version();
+      version = parser.get().version() == 0 ? 11 : parser.get().version();
     }
     Response response;
     if (ec == http::error::body_limit) {

@@ -59,6 +59,9 @@ public:
   /// Returns how many invocations of `action` arrived so far.
   int count(std::string_view action) const;
 
+  /// Returns how many TCP connections were accepted so far, across stop()/start().
+  int accepted_connections() const;
+
   /// Polls `predicate` until it holds or `timeout` passes; returns its last value.
   static bool wait_for(const std::function<bool()>& predicate,
                        std::chrono::milliseconds timeout = std::chrono::seconds(5));

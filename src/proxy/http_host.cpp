@@ -1,0 +1,276 @@
+#include "proxy/http_host.hpp"
+
+#include <string_view>
+#include <tuple>
+#include <utility>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+namespace spawn::proxy {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace pb = protocol::pb;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr std::string_view kActionsPath = "/api/v1/actors/actions";
+
+// Error texts read "connection refused", not "Connection refused".
+std::string reason(const beast::error_code& error) {
+  std::string text = error.message();
+  if (!text.empty() && text[0] >= 'A' && text[0] <= 'Z') {
+    text[0] = static_cast<char>(text[0] - 'A' + 'a');
+  }
+  return text;
+}
+
+}  // namespace
+
+struct HttpHost::Connection {
+  explicit Connection(beast::tcp_stream opened) : stream(std::move(opened)) {}
+
+  beast::tcp_stream stream;
+  std::chrono::steady_clock::time_point idle_since{};
+};
+
+// What one request/response round trip on one connection produced.
+struct HttpHost::Exchange {
+  beast::error_code error;
+  // The failure happened while writing or before any response byte arrived, so the host did not
+  // answer; on a reused connection that means it was stale.
+  bool before_response = false;
+  bool keep_alive = false;
+  unsigned status = 0;
+  std::string body;
+};
+
+HttpHost::HttpHost(asio::any_io_executor executor, HttpHostOptions options)
+    : executor_(std::move(executor)), options_(std::move(options)) {
+  // PROTOCOL.md §4: the default USER_FUNCTION_HOST is 0.0.0.0, which means this machine.
+  if (options_.host == "0.0.0.0") {
+    connect_host_ = "127.0.0.1";
+  } else if (options_.host == "::") {
+    connect_host_ = "::1";
+  } else {
+    connect_host_ = options_.host;
+  }
+  const bool ipv6_literal = connect_host_.find(':') != std::string::npos;
+  authority_ = ipv6_literal ? fmt::format("[{}]:{}", connect_host_, options_.port)
+                            : fmt::format("{}:{}", connect_host_, options_.port);
+  url_ = fmt::format("http://{}{}", authority_, kActionsPath);
+  request_head_ = fmt::format(
+      "POST {} HTTP/1.1\r\n"
+      "host: {}\r\n"
+      "content-type: application/octet-stream\r\n"
+      "connection: keep-alive\r\n"
+      "content-length: ",
+      kActionsPath, authority_);
+}
+
+HttpHost::~HttpHost() = default;
+
+std::size_t HttpHost::idle_connections_for_test() const {
+  return idle_.size();
+}
+
+Task<Result<pb::ActorInvocationResponse>> HttpHost::invoke(pb::ActorInvocation invocation) {
+  const Deadline deadline = std::chrono::steady_clock::now() + options_.timeout;
+  const std::string request = make_request(invocation);
+
+  for (int attempt = 0;; ++attempt) {
+    // The retry always takes a new connection (PROTOCOL.md §4).
+    std::unique_ptr<Connection> connection = attempt == 0 ? take_idle() : nullptr;
+    const bool reused = connection != nullptr;
+    if (!reused) {
+      Result<std::unique_ptr<Connection>> connected = co_await connect(deadline);
+      if (!connected) {
+        co_return std::move(connected).error();
+      }
+      connection = std::move(*connected);
+    }
+
+    Exchange answer = co_await exchange(*connection, request, deadline);
+    if (answer.error) {
+      if (reused && answer.before_response && answer.error != beast::error::timeout) {
+        // The host most likely restarted, so every other idle connection is stale as well.
+        spdlog::debug("host connection stale, retrying on a new one: url={} error={}", url_,
+                      answer.error.message());
+        idle_.clear();
+        continue;
+      }
+      co_return transport_error(answer);
+    }
+    if (answer.keep_alive) {
+      release(std::move(connection));
+    }
+    co_return decode(answer);
+  }
+}
+
+std::string HttpHost::make_request(const pb::ActorInvocation& invocation) const {
+  // Head and body go out as one buffer with Content-Length, never chunked: the Node host
+  // handles each `data` event on its own (PROTOCOL.md §4).
+  const std::size_t body_size = invocation.ByteSizeLong();
+  std::string request;
+  request.reserve(request_head_.size() + 24 + body_size);
+  request += request_head_;
+  request += std::to_string(body_size);
+  request += "\r\n\r\n";
+  invocation.AppendToString(&request);
+  return request;
+}
+
+std::unique_ptr<HttpHost::Connection> HttpHost::take_idle() {
+  if (idle_.empty()) {
+    return nullptr;
+  }
+  if (std::chrono::steady_clock::now() - idle_.back()->idle_since > options_.max_idle_time) {
+    // The pool is a stack, so every connection below the newest one has been idle even longer.
+    idle_.clear();
+    return nullptr;
+  }
+  std::unique_ptr<Connection> connection = std::move(idle_.back());
+  idle_.pop_back();
+  return connection;
+}
+
+void HttpHost::release(std::unique_ptr<Connection> connection) {
+  if (options_.max_idle_connections == 0) {
+    return;
+  }
+  if (idle_.size() >= options_.max_idle_connections) {
+    idle_.erase(idle_.begin());  // the oldest, most likely to have been closed by the host
+  }
+  connection->idle_since = std::chrono::steady_clock::now();
+  idle_.push_back(std::move(connection));
+}
+
+Task<Result<std::unique_ptr<HttpHost::Connection>>> HttpHost::connect(Deadline deadline) {
+  auto connection = std::make_unique<Connection>(beast::tcp_stream(executor_));
+  connection->stream.expires_at(deadline);
+
+  beast::error_code error;
+  const asio::ip::address address = asio::ip::make_address(connect_host_, error);
+  if (!error) {
+    std::tie(error) =
+        co_await connection->stream.async_connect(tcp::endpoint(address, options_.port), kUseTask);
+  } else {
+    tcp::resolver resolver(executor_);
+    auto [resolve_error, endpoints] =
+        co_await resolver.async_resolve(connect_host_, std::to_string(options_.port), kUseTask);
+    if (resolve_error) {
+      co_return fail(ErrorCode::kUnavailable,
+                     fmt::format("host unreachable at {}: {}", authority_, reason(resolve_error)));
+    }
+    std::tie(error, std::ignore) = co_await connection->stream.async_connect(endpoints, kUseTask);
+  }
+
+  if (error == beast::error::timeout) {
+    co_return fail(ErrorCode::kTimeout, fmt::format("host did not answer within {} ms ({})",
+                                                    options_.timeout.count(), url_));
+  }
+  if (error) {
+    co_return fail(ErrorCode::kUnavailable,
+                   fmt::format("host unreachable at {}: {}", authority_, reason(error)));
+  }
+  // Each request is one write followed by a read; Nagle would only add latency.
+  connection->stream.socket().set_option(tcp::no_delay(true), error);
+  co_return std::move(connection);
+}
+
+Task<HttpHost::Exchange> HttpHost::exchange(Connection& connection, const std::string& request,
+                                            Deadline deadline) {
+  Exchange answer;
+  beast::tcp_stream& stream = connection.stream;
+  stream.expires_at(deadline);
+
+  auto [write_error, written] = co_await asio::async_write(stream, asio::buffer(request), kUseTask);
+  if (write_error) {
+    stream.expires_never();
+    answer.error = write_error;
+    answer.before_response = true;
+    co_return answer;
+  }
+
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(options_.max_body_bytes);
+  auto [read_error, read] = co_await http::async_read(stream, buffer, parser, kUseTask);
+  stream.expires_never();
+  if (read_error) {
+    answer.error = read_error;
+    answer.before_response = !parser.got_some() && buffer.size() == 0;
+    co_return answer;
+  }
+
+  http::response<http::string_body>& response = parser.get();
+  answer.status = response.result_int();
+  // Bytes after the response would belong to no request of ours: don't reuse such a connection.
+  answer.keep_alive = response.keep_alive() && buffer.size() == 0;
+  answer.body = std::move(response.body());
+  co_return answer;
+}
+
+Error HttpHost::transport_error(const Exchange& answer) const {
+  if (answer.error == beast::error::timeout) {
+    return fail(ErrorCode::kTimeout, fmt::format("host did not answer within {} ms ({})",
+                                                 options_.timeout.count(), url_));
+  }
+  if (!answer.before_response) {
+    if (answer.error == http::error::body_limit) {
+      return fail(
+          ErrorCode::kBadHostResponse,
+          fmt::format("host response body exceeds {} bytes ({})", options_.max_body_bytes, url_));
+    }
+    return fail(ErrorCode::kBadHostResponse,
+                fmt::format("host sent a malformed or truncated HTTP response: {} ({})",
+                            reason(answer.error), url_));
+  }
+  if (answer.error == http::error::end_of_stream || answer.error == asio::error::eof) {
+    return fail(ErrorCode::kUnavailable,
+                fmt::format("host closed the connection without answering ({})", url_));
+  }
+  return fail(ErrorCode::kUnavailable,
+              fmt::format("host unreachable at {}: {}", authority_, reason(answer.error)));
+}
+
+Result<pb::ActorInvocationResponse> HttpHost::decode(const Exchange& answer) {
+  // The HTTP status is not looked at, as in the original proxy (PROTOCOL.md §4); the Node host
+  // answers a throwing action with 400 and an empty body.
+  if (answer.body.empty()) {
+    return fail(ErrorCode::kBadHostResponse,
+                fmt::format("host returned an empty body (HTTP {})", answer.status));
+  }
+  pb::ActorInvocationResponse response;
+  if (!response.ParseFromString(answer.body)) {
+    return fail(ErrorCode::kBadHostResponse,
+                fmt::format("host returned a body that is not an ActorInvocationResponse ({} "
+                            "bytes, HTTP {})",
+                            answer.body.size(), answer.status));
+  }
+  if (!response.has_updated_context()) {
+    return fail(ErrorCode::kBadHostResponse, "host response has no updated_context");
+  }
+  return response;
+}
+
+runtime::HostFactory make_http_host_factory(HttpHostOptions options) {
+  return [options = std::move(options)](
+             asio::any_io_executor executor) -> std::unique_ptr<runtime::Host> {
+    return std::make_unique<HttpHost>(std::move(executor), options);
+  };
+}
+
+}  // namespace spawn::proxy
