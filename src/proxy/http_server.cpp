@@ -1,6 +1,7 @@
 #include "proxy/http_server.hpp"
 
 #include <charconv>
+#include <deque>
 #include <optional>
 #include <string_view>
 
@@ -8,12 +9,16 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/socket_base.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "protocol/status.hpp"
+#include "statestore/base64.hpp"
 
 namespace spawn::proxy {
 
@@ -33,12 +38,40 @@ constexpr std::string_view kProtobufType = "application/octet-stream; charset=ut
 constexpr auto kIdleTimeout = std::chrono::seconds(120);
 // Largest request head (request line and headers).
 constexpr std::uint32_t kMaxHeaderBytes = 64 * 1024;
+// Events kept for a slow event-stream reader before the oldest are dropped.
+constexpr std::size_t kMaxQueuedEvents = 10000;
+// An idle event stream gets a comment line this often.
+constexpr auto kEventKeepAlive = std::chrono::seconds(15);
+
+/// One broadcast as a server-sent event: JSON with the topic, the sender, and the payload (its
+/// type URL and base64 bytes; for a JSONType payload also its JSON text).
+std::string format_event(const runtime::BroadcastMessage& message) {
+  const auto& broadcast = message.broadcast;
+  nlohmann::json event = {
+      {"topic", broadcast.channel_group()},
+      {"caller", {{"name", message.caller.name()}, {"system", message.caller.system()}}},
+  };
+  if (broadcast.has_value()) {
+    event["type_url"] = broadcast.value().type_url();
+    event["value"] = statestore::base64_encode(broadcast.value().value());
+    pb::JSONType json;
+    if (broadcast.value().type_url().ends_with("/eigr.functions.protocol.JSONType")
+        && json.ParseFromString(broadcast.value().value())) {
+      event["json"] = json.content();
+    }
+  } else if (broadcast.has_noop()) {
+    event["noop"] = true;
+  }
+  return "event: broadcast\ndata: "
+         + event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n\n";
+}
 
 /// The API routes, recognised from the path alone.
 enum class Route : std::uint8_t {
   kRegister,
   kSpawn,
   kInvoke,
+  kEvents,
   kHealth,
   kReadiness,
   kMetrics,
@@ -48,6 +81,7 @@ enum class Route : std::uint8_t {
 struct Target {
   Route route = Route::kNone;
   std::string system;  // from the path; used only when the body names none
+  std::string topic;   // kEvents
   std::string query;
 };
 
@@ -83,6 +117,10 @@ Target parse_target(std::string_view target) {
     result.route = Route::kReadiness;
   } else if (parts.size() == 1 && parts[0] == "metrics") {
     result.route = Route::kMetrics;
+  } else if (parts.size() == 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "channels"
+             && parts[4] == "events") {
+    result.route = Route::kEvents;
+    result.topic = std::string(parts[3]);
   } else if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "system") {
     if (parts.size() == 3) {
       result.route = Route::kRegister;
@@ -108,6 +146,8 @@ Metrics::Endpoint endpoint_of(Route route) {
     case Route::kHealth:
     case Route::kReadiness:
       return Metrics::Endpoint::kHealth;
+    case Route::kEvents:
+      return Metrics::Endpoint::kEvents;
     case Route::kMetrics:
       return Metrics::Endpoint::kMetrics;
     case Route::kNone:
@@ -248,6 +288,12 @@ struct HttpServer::Listener {
         break;
       }
       Request request = parser.release();
+      if (auto target = parse_target(request.target());
+          target.route == Route::kEvents && request.method() == http::verb::get) {
+        server.metrics_.count(Metrics::Endpoint::kEvents, 200);
+        co_await stream_events(stream, std::move(target.topic));
+        break;
+      }
       Response response = co_await handle(std::move(request));
       stream.expires_after(kIdleTimeout);
       auto [write_ec, written] = co_await http::async_write(stream, response, kUseTask);
@@ -257,6 +303,73 @@ struct HttpServer::Listener {
     }
     boost::system::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  /// Streams every broadcast to `topic` as server-sent events until the client goes away.
+  Task<void> stream_events(beast::tcp_stream& stream, std::string topic) {
+    struct Feed {
+      explicit Feed(asio::any_io_executor executor) : wake(executor) {}
+
+      std::deque<std::string> queue;
+      asio::steady_timer wake;
+      std::uint64_t dropped = 0;
+    };
+
+    auto feed = std::make_shared<Feed>(executor);
+    std::string head =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+        "Connection: close\r\n\r\n: subscribed to "
+        + topic + "\n\n";
+    stream.expires_never();
+    auto [head_ec, head_n] = co_await asio::async_write(stream, asio::buffer(head), kUseTask);
+    if (head_ec) {
+      co_return;
+    }
+    auto& hub = server.runtime_.external_subscribers();
+    auto token = hub.subscribe(
+        topic, executor, [weak = std::weak_ptr<Feed>(feed)](const runtime::BroadcastMessage& m) {
+          auto f = weak.lock();
+          if (!f) {
+            return;
+          }
+          if (f->queue.size() >= kMaxQueuedEvents) {
+            f->queue.pop_front();  // a slow reader loses the oldest
+            ++f->dropped;
+          }
+          f->queue.push_back(format_event(m));
+          f->wake.cancel();
+        });
+    spdlog::debug("topic={} external subscriber joined", topic);
+    for (;;) {
+      if (feed->queue.empty()) {
+        feed->wake.expires_after(kEventKeepAlive);
+        auto [ec] = co_await feed->wake.async_wait(kUseTask);
+        if (!ec) {
+          // Idle: a comment line keeps proxies from closing the stream and finds dead clients.
+          static constexpr std::string_view kPing = ": keep-alive\n\n";
+          auto [ping_ec, n] = co_await asio::async_write(stream, asio::buffer(kPing), kUseTask);
+          if (ping_ec) {
+            break;
+          }
+        }
+        continue;
+      }
+      std::string batch;
+      if (feed->dropped > 0) {
+        batch += "event: dropped\ndata: " + std::to_string(feed->dropped) + "\n\n";
+        feed->dropped = 0;
+      }
+      while (!feed->queue.empty()) {
+        batch += feed->queue.front();
+        feed->queue.pop_front();
+      }
+      auto [ec, n] = co_await asio::async_write(stream, asio::buffer(batch), kUseTask);
+      if (ec) {
+        break;
+      }
+    }
+    hub.unsubscribe(token);
+    spdlog::debug("topic={} external subscriber left", topic);
   }
 
   /// Answers a request that could not be read (oversized, malformed), then closes politely.
@@ -310,6 +423,7 @@ struct HttpServer::Listener {
     const bool is_post = request.method() == http::verb::post;
     Response response;
     switch (target.route) {
+      case Route::kEvents:  // a GET was diverted to stream_events() before this
       case Route::kHealth:
       case Route::kReadiness:
       case Route::kMetrics: {

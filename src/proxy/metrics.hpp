@@ -11,8 +11,16 @@ namespace spawn::proxy {
 /// from every shard.
 class Metrics {
 public:
-  enum class Endpoint : std::uint8_t { kRegister, kSpawn, kInvoke, kHealth, kMetrics, kOther };
-  static constexpr std::size_t kEndpoints = 6;
+  enum class Endpoint : std::uint8_t {
+    kRegister,
+    kSpawn,
+    kInvoke,
+    kEvents,
+    kHealth,
+    kMetrics,
+    kOther
+  };
+  static constexpr std::size_t kEndpoints = 7;
 
   /// Counts one answered request.
   void count(Endpoint endpoint, unsigned status);

@@ -73,14 +73,12 @@ Task<Result<void>> spawn_on(Shard* shard, pba::ActorId id, std::optional<std::in
   co_return shard->spawn(id, revision);
 }
 
-Task<std::vector<Subscription>> subscribers_on(Shard* shard, std::string topic) {
-  co_return shard->subscribers(topic);
-}
-
 }  // namespace
 
-Runtime::Runtime(RuntimeOptions options, const HostFactory& host_factory,
-                 statestore::Store* store) {
+Runtime::Runtime(RuntimeOptions options, const HostFactory& host_factory, statestore::Store* store,
+                 std::unique_ptr<PubSub> pubsub)
+    : pubsub_(pubsub ? std::move(pubsub) : std::make_unique<LocalPubSub>()) {
+  pubsub_->on_message([this](const BroadcastMessage& message) { deliver(message); });
   std::size_t count = options.shards;
   if (count == 0) {
     count = std::max(1U, std::thread::hardware_concurrency());
@@ -88,6 +86,13 @@ Runtime::Runtime(RuntimeOptions options, const HostFactory& host_factory,
   shards_.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
     shards_.push_back(std::make_unique<Shard>(i, host_factory, store, options.shard));
+    shards_.back()->set_dispatcher([this, shard = shards_.back().get()](pb::InvocationRequest r) {
+      if (shutting_down_) {
+        return false;
+      }
+      dispatch(shard->executor(), std::move(r), "timer");
+      return true;
+    });
   }
 }
 
@@ -367,9 +372,7 @@ Task<Result<std::optional<pb::InvocationResponse>>> Runtime::run_workflow(
     start_effect(std::move(*request));
   }
   if (workflow->has_broadcast()) {
-    asio::co_spawn(co_await asio::this_coro::executor,
-                   broadcast(context, std::move(*workflow->mutable_broadcast())),
-                   [](std::exception_ptr e) { log_failure(e, "broadcast"); });
+    pubsub_->publish(BroadcastMessage{std::move(*workflow->mutable_broadcast()), context->self});
   }
   if (workflow->routing_case() == pb::Workflow::ROUTING_NOT_SET) {
     co_return std::nullopt;
@@ -402,27 +405,41 @@ Task<Result<std::optional<pb::InvocationResponse>>> Runtime::run_workflow(
 
 void Runtime::start_effect(pb::InvocationRequest request) {
   auto& shard = *shards_[std::hash<std::string>{}(request.actor().id().name()) % shards_.size()];
+  dispatch(shard.executor(), std::move(request), "side effect");
+}
+
+void Runtime::dispatch(asio::any_io_executor executor, pb::InvocationRequest request,
+                       const char* what) {
   asio::co_spawn(
-      shard.executor(),
-      [](Runtime* runtime, pb::InvocationRequest req) -> Task<void> {
+      executor,
+      [](Runtime* runtime, pb::InvocationRequest req, const char* kind) -> Task<void> {
         auto name = req.actor().id().name();
         auto action = req.action_name();
         auto result = co_await runtime->invoke(std::move(req));
         if (!result) {
-          spdlog::warn("side effect '{}' on actor '{}' failed: {}", action, name,
+          spdlog::warn("{} '{}' on actor '{}' failed: {}", kind, action, name,
                        result.error().message);
         }
-      }(this, std::move(request)),
-      [](std::exception_ptr e) { log_failure(e, "side effect"); });
+      }(this, std::move(request), what),
+      [](std::exception_ptr e) { log_failure(e, "background invocation"); });
 }
 
-Task<void> Runtime::broadcast(std::shared_ptr<const WorkflowContext> context,
-                              pb::Broadcast broadcast) {
-  auto& shard = *shards_[std::hash<std::string>{}(broadcast.channel_group()) % shards_.size()];
-  auto subscribers =
-      co_await run_on(shard.executor(), subscribers_on(&shard, broadcast.channel_group()));
-  if (subscribers.empty()) {
-    spdlog::debug("broadcast topic={} has no subscribers", broadcast.channel_group());
+void Runtime::deliver(const BroadcastMessage& message) {
+  external_.deliver(message);
+  auto& shard =
+      *shards_[std::hash<std::string>{}(message.broadcast.channel_group()) % shards_.size()];
+  asio::co_spawn(shard.executor(), deliver_to_actors(message),
+                 [](std::exception_ptr e) { log_failure(e, "broadcast"); });
+}
+
+Task<void> Runtime::deliver_to_actors(BroadcastMessage message) {
+  const auto& topic = message.broadcast.channel_group();
+  // Every shard holds every registered subscription; this one is the topic's.
+  auto& shard = *shards_[std::hash<std::string>{}(topic) % shards_.size()];
+  auto subscribers = shard.subscribers(topic);
+  if (subscribers.empty() && external_.count(topic) == 0) {
+    spdlog::warn("broadcast from actor '{}' to topic '{}': no subscribers", message.caller.name(),
+                 topic);
   }
   for (const auto& subscriber : subscribers) {
     pb::InvocationRequest request;
@@ -431,12 +448,12 @@ Task<void> Runtime::broadcast(std::shared_ptr<const WorkflowContext> context,
     request.mutable_actor()->mutable_id()->set_system(subscriber.actor.system);
     request.set_action_name(subscriber.action);
     request.set_async(true);
-    *request.mutable_caller() = context->self;
-    copy_payload(broadcast, request);
+    *request.mutable_caller() = message.caller;
+    copy_payload(message.broadcast, request);
     auto result = co_await invoke(std::move(request));
     if (!result) {
-      spdlog::warn("broadcast topic={} to actor '{}' failed: {}", broadcast.channel_group(),
-                   subscriber.actor.name, result.error().message);
+      spdlog::warn("broadcast topic={} to actor '{}' failed: {}", topic, subscriber.actor.name,
+                   result.error().message);
     }
   }
 }

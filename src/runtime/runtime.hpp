@@ -12,6 +12,7 @@
 #include "common/asio.hpp"
 #include "protocol/messages.hpp"
 #include "runtime/host.hpp"
+#include "runtime/pubsub.hpp"
 #include "runtime/shard.hpp"
 #include "statestore/store.hpp"
 
@@ -30,8 +31,10 @@ struct RuntimeOptions {
 /// io_context) and complete there; they hop to the owning shard internally. Thread-safe.
 class Runtime {
 public:
-  /// `store` may be null (nothing is persisted); it must outlive the Runtime.
-  Runtime(RuntimeOptions options, const HostFactory& host_factory, statestore::Store* store);
+  /// `store` may be null (nothing is persisted); it must outlive the Runtime. `pubsub` carries
+  /// broadcasts between nodes; null means this process alone (LocalPubSub).
+  Runtime(RuntimeOptions options, const HostFactory& host_factory, statestore::Store* store,
+          std::unique_ptr<PubSub> pubsub = nullptr);
   ~Runtime();
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
@@ -70,6 +73,9 @@ public:
   /// every actor on every shard. Call after begin_shutdown(), from outside the shards.
   Task<void> drain(std::chrono::milliseconds max_wait);
 
+  /// Returns the subscribers of broadcasts outside the actor system (HTTP event streams).
+  TopicHub& external_subscribers() { return external_; }
+
   /// Returns the number of invocations accepted and not yet answered.
   std::int64_t in_flight() const { return in_flight_; }
 
@@ -87,10 +93,15 @@ private:
       protocol::pb::ActorInvocationResponse response, protocol::pb::InvocationResponse output,
       protocol::pb::InvocationRequest input);
   void start_effect(protocol::pb::InvocationRequest request);
-  Task<void> broadcast(std::shared_ptr<const WorkflowContext> context,
-                       protocol::pb::Broadcast broadcast);
+  /// Runs `request` through invoke() in the background on `executor`; failures are logged.
+  void dispatch(asio::any_io_executor executor, protocol::pb::InvocationRequest request,
+                const char* what);
+  void deliver(const BroadcastMessage& message);
+  Task<void> deliver_to_actors(BroadcastMessage message);
 
   std::vector<std::unique_ptr<Shard>> shards_;
+  std::unique_ptr<PubSub> pubsub_;
+  TopicHub external_;
   std::atomic<bool> shutting_down_{false};
   std::atomic<std::int64_t> in_flight_{0};
 };

@@ -387,6 +387,7 @@ Task<Result<void>> Shard::activate(Entity& entity) {
     entity.next_snapshot = now + *interval;
   }
   schedule_check(entity);
+  start_timers(entity);
   spdlog::debug("actor={} activated rev={}", describe(entity.key), entity.revision);
 
   if (const auto& init = definition.init_action()) {
@@ -574,6 +575,67 @@ Task<void> Shard::deactivate_all() {
   if (pending > 0) {
     co_await all_done.async_wait(kUseTask);
   }
+}
+
+void Shard::start_timers(const Entity& entity) {
+  if (entity.definition->is_pooled() || !dispatcher_) {
+    return;
+  }
+  for (const auto& timer : entity.definition->actor().timer_actions()) {
+    const auto& action = timer.action().name();
+    if (timer.seconds() <= 0 || action.empty()) {
+      spdlog::warn("actor={} timer '{}' ignored: its period must be a positive number of ms",
+                   describe(entity.key), action);
+      continue;
+    }
+    // PROTOCOL.md §5.6: `seconds` is read as milliseconds, as the original does. A timer runs
+    // on after passivation, so it starts once per actor, not once per activation.
+    if (timers_.insert(entity.key.system + '\x1f' + entity.key.name + '\x1f' + action).second) {
+      asio::co_spawn(io_, run_timer(entity.key, action, std::chrono::milliseconds(timer.seconds())),
+                     [](std::exception_ptr e) { log_unexpected(e, "actor timer"); });
+    }
+  }
+}
+
+bool Shard::has_timer(const ActorKey& key, const std::string& action) const {
+  auto entry = registry_.find(key);
+  if (entry == registry_.end()) {
+    return false;
+  }
+  const auto& timers = entry->second.definition->actor().timer_actions();
+  return std::any_of(timers.begin(), timers.end(), [&](const auto& timer) {
+    return timer.action().name() == action && timer.seconds() > 0;
+  });
+}
+
+Task<void> Shard::run_timer(ActorKey key, std::string action, std::chrono::milliseconds period) {
+  asio::steady_timer timer(io_);
+  auto next = Clock::now() + period;
+  for (;;) {
+    timer.expires_at(next);
+    co_await timer.async_wait(kUseTask);
+    next += period;
+    if (!has_timer(key, action)) {
+      spdlog::info("actor={} timer '{}' stopped: no longer registered", describe(key), action);
+      break;
+    }
+    pb::InvocationRequest request;
+    request.mutable_system()->set_name(key.system);
+    request.mutable_actor()->mutable_id()->set_name(key.name);
+    request.mutable_actor()->mutable_id()->set_system(key.system);
+    request.set_action_name(action);
+    request.mutable_noop();
+    request.set_async(true);
+    request.mutable_caller()->set_name(key.name);
+    request.mutable_caller()->set_system(key.system);
+    if (!dispatcher_(std::move(request))) {
+      break;
+    }
+    if (next < Clock::now()) {
+      next = Clock::now() + period;  // fell behind (a slow host): do not fire a burst
+    }
+  }
+  timers_.erase(key.system + '\x1f' + key.name + '\x1f' + action);
 }
 
 void Shard::schedule_check(Entity& entity) {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <queue>
@@ -30,6 +31,10 @@ struct Subscription {
   std::string action;
 };
 
+/// Sends a request through the router in the background (timers use it, so that their
+/// invocations run workflows like any other). Returns false when the runtime takes no more work.
+using Dispatcher = std::function<bool(protocol::pb::InvocationRequest)>;
+
 /// Settings every shard shares.
 struct ShardOptions {
   /// Name recorded with every snapshot this process writes.
@@ -53,6 +58,9 @@ public:
   std::size_t index() const { return index_; }
 
   asio::any_io_executor executor() { return io_.get_executor(); }
+
+  /// Sets how timer invocations reach the router; call before start().
+  void set_dispatcher(Dispatcher dispatcher) { dispatcher_ = std::move(dispatcher); }
 
   /// Starts the shard's thread.
   void start();
@@ -133,6 +141,10 @@ private:
   Task<Result<void>> save(Entity& entity, statestore::ActorStatus status);
   void complete(Envelope& envelope, Result<Outcome> result);
 
+  void start_timers(const Entity& entity);
+  Task<void> run_timer(statestore::ActorKey key, std::string action,
+                       std::chrono::milliseconds period);
+  bool has_timer(const statestore::ActorKey& key, const std::string& action) const;
   void schedule_check(Entity& entity);
   Task<void> run_wakeups();
   void on_wakeup(const statestore::ActorKey& key, Clock::time_point at);
@@ -149,6 +161,10 @@ private:
   std::unordered_map<std::string, std::vector<Subscription>> topics_;
   std::unordered_map<statestore::ActorKey, std::unique_ptr<Entity>> entities_;
   std::uint64_t pool_cursor_ = 0;
+  Dispatcher dispatcher_;
+  /// Timers running on this shard, as "system\x1fname\x1faction"; each runs until its actor's
+  /// definition no longer has it.
+  std::unordered_set<std::string> timers_;
 
   std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<>> wakeups_;
   asio::steady_timer wakeup_timer_;

@@ -27,6 +27,35 @@ Task<Result<std::int64_t>> EncryptedStore::save(ActorKey key, Snapshot snapshot,
   co_return co_await inner_->save(std::move(key), std::move(snapshot), expected_revision);
 }
 
+Task<Result<void>> EncryptedStore::put_scheduled(ScheduledInvocation invocation) {
+  invocation.request = cipher_.encrypt(invocation.request);
+  co_return co_await inner_->put_scheduled(std::move(invocation));
+}
+
+Task<Result<std::vector<ScheduledInvocation>>> EncryptedStore::due_scheduled(std::int64_t until_ms,
+                                                                             std::size_t limit) {
+  Result<std::vector<ScheduledInvocation>> due = co_await inner_->due_scheduled(until_ms, limit);
+  if (!due) {
+    co_return std::move(due);
+  }
+  for (ScheduledInvocation& invocation : *due) {
+    Result<std::string> plaintext = cipher_.decrypt(invocation.request);
+    if (!plaintext) {
+      co_return plaintext.error().with_context("load scheduled invocation '" + invocation.id + "'");
+    }
+    invocation.request = std::move(*plaintext);
+  }
+  co_return std::move(due);
+}
+
+Task<Result<void>> EncryptedStore::remove_scheduled(std::vector<std::string> ids) {
+  return inner_->remove_scheduled(std::move(ids));
+}
+
+Task<Result<std::int64_t>> EncryptedStore::count_scheduled() {
+  return inner_->count_scheduled();
+}
+
 Result<std::optional<Snapshot>> EncryptedStore::decrypt(Result<std::optional<Snapshot>> loaded,
                                                         std::string_view context) const {
   if (!loaded || !loaded->has_value() || !(*loaded)->has_state) {

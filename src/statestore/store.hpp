@@ -1,10 +1,12 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "spawn/result.hpp"
 
@@ -41,7 +43,25 @@ struct Snapshot {
   std::string data;
 };
 
-/// The persistent home of actor state: revisioned, compare-and-set, safe to call from any thread.
+/// A request stored to run later: an invocation with `scheduled_to` set (PROTOCOL.md §5.6), kept
+/// in the store from before the client is answered until the runtime has delivered it.
+struct ScheduledInvocation {
+  /// Unique, chosen by the caller (e.g. 128 random bits in hex); never empty.
+  std::string id;
+  /// When it is due, in Unix epoch milliseconds.
+  std::int64_t due_ms = 0;
+  /// The target's actor system and actor name, stored in clear for listing and diagnostics.
+  std::string system;
+  std::string actor;
+  /// Opaque bytes (a serialized InvocationRequest). Plaintext at this interface; encrypted at
+  /// rest by `EncryptedStore` like state data, since payloads may be sensitive.
+  std::string request;
+
+  friend bool operator==(const ScheduledInvocation&, const ScheduledInvocation&) = default;
+};
+
+/// The persistent home of actor state and of scheduled invocations: revisioned, compare-and-set,
+/// safe to call from any thread.
 ///
 /// Every method may be awaited from any executor; it completes on that awaiting executor and
 /// never blocks it (backends do their I/O on threads of their own). Failures are values: a
@@ -67,6 +87,37 @@ public:
   /// (group commit) by backends that can.
   virtual Task<Result<std::int64_t>> save(ActorKey key, Snapshot snapshot,
                                           std::int64_t expected_revision) = 0;
+
+  /// Stores `invocation` to be run at `invocation.due_ms`; an invocation with the same id is
+  /// replaced whole.
+  ///
+  /// On success the write is durable (committed), so the caller may then acknowledge the
+  /// request: it survives a restart or a kill until remove_scheduled() deletes it. On failure
+  /// nothing changed (an earlier invocation with this id is kept). An empty id is
+  /// kInvalidArgument. Backends that group-commit batch puts with concurrent saves and removes.
+  virtual Task<Result<void>> put_scheduled(ScheduledInvocation invocation) = 0;
+
+  /// Returns up to `limit` stored invocations with `due_ms <= until_ms`, ordered by `due_ms`
+  /// and then by id (bytewise), with `request` decrypted.
+  ///
+  /// Reading claims nothing: an invocation is returned by every call until it is removed, so
+  /// the caller must not poll again before it has removed (or is done with) what it got. Which
+  /// side of a crash the removal falls on decides the guarantee: remove before running for
+  /// at-most-once, after running for at-least-once. Sees every put and remove that completed
+  /// before the call. An invocation that cannot be
+  /// read back fails the whole call with kDataLoss naming its id (e.g. "load scheduled
+  /// invocation '<id>': decrypt: ..."); remove that id to get past it.
+  virtual Task<Result<std::vector<ScheduledInvocation>>> due_scheduled(std::int64_t until_ms,
+                                                                       std::size_t limit) = 0;
+
+  /// Deletes the invocations with these ids; ids that are not stored are ignored.
+  ///
+  /// On success the deletion is durable (committed); on failure nothing was deleted. Batched
+  /// with concurrent writes like put_scheduled().
+  virtual Task<Result<void>> remove_scheduled(std::vector<std::string> ids) = 0;
+
+  /// Returns how many invocations are stored, due or not.
+  virtual Task<Result<std::int64_t>> count_scheduled() = 0;
 };
 
 }  // namespace spawn::statestore

@@ -64,4 +64,45 @@ Result<std::int64_t> InMemoryStore::store(ActorKey key, Snapshot snapshot,
   return stored + 1;
 }
 
+Task<Result<void>> InMemoryStore::put_scheduled(ScheduledInvocation invocation) {
+  if (invocation.id.empty()) {
+    co_return fail(ErrorCode::kInvalidArgument, "put scheduled invocation: the id is empty");
+  }
+  const std::lock_guard lock(mutex_);
+  if (const auto it = scheduled_.find(invocation.id); it != scheduled_.end()) {
+    schedule_.erase({it->second.due_ms, it->first});
+  }
+  schedule_.emplace(invocation.due_ms, invocation.id);
+  std::string id = invocation.id;
+  scheduled_.insert_or_assign(std::move(id), std::move(invocation));
+  co_return ok();
+}
+
+Task<Result<std::vector<ScheduledInvocation>>> InMemoryStore::due_scheduled(std::int64_t until_ms,
+                                                                            std::size_t limit) {
+  std::vector<ScheduledInvocation> due;
+  const std::lock_guard lock(mutex_);
+  for (auto it = schedule_.begin();
+       it != schedule_.end() && it->first <= until_ms && due.size() < limit; ++it) {
+    due.push_back(scheduled_.at(it->second));
+  }
+  co_return std::move(due);
+}
+
+Task<Result<void>> InMemoryStore::remove_scheduled(std::vector<std::string> ids) {
+  const std::lock_guard lock(mutex_);
+  for (const std::string& id : ids) {
+    if (const auto it = scheduled_.find(id); it != scheduled_.end()) {
+      schedule_.erase({it->second.due_ms, id});
+      scheduled_.erase(it);
+    }
+  }
+  co_return ok();
+}
+
+Task<Result<std::int64_t>> InMemoryStore::count_scheduled() {
+  const std::lock_guard lock(mutex_);
+  co_return static_cast<std::int64_t>(scheduled_.size());
+}
+
 }  // namespace spawn::statestore::memory

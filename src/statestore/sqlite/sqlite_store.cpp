@@ -1,13 +1,18 @@
 #include "statestore/sqlite/sqlite_store.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <ctime>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <span>
 #include <system_error>
 #include <thread>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -62,6 +67,20 @@ constexpr const char* kMigrations[] = {
         PRIMARY KEY (system, actor, revision)
       );
     )sql",
+    // Version 2. `scheduled_invocations` holds each delayed invocation (PROTOCOL.md §5.6) from
+    // before the client is answered until the runtime removes it; `request` is the (encrypted)
+    // serialized InvocationRequest. The index serves due_scheduled()'s range scan in its order.
+    R"sql(
+      CREATE TABLE scheduled_invocations (
+        id          TEXT    NOT NULL PRIMARY KEY,
+        due_ms      INTEGER NOT NULL,
+        system      TEXT    NOT NULL,
+        actor       TEXT    NOT NULL,
+        request     BLOB    NOT NULL,
+        inserted_at TEXT    NOT NULL
+      );
+      CREATE INDEX scheduled_invocations_due ON scheduled_invocations (due_ms, id);
+    )sql",
 };
 
 static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion,
@@ -103,6 +122,25 @@ constexpr std::string_view kLoadRevision = R"sql(
   FROM historical_snapshots WHERE system = ?1 AND actor = ?2 AND revision = ?3
   LIMIT 1
 )sql";
+
+// Same id again replaces the whole row; inserted_at records when this version was written.
+constexpr std::string_view kPutScheduled = R"sql(
+  INSERT INTO scheduled_invocations (id, due_ms, system, actor, request, inserted_at)
+  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+  ON CONFLICT (id) DO UPDATE SET
+    due_ms = excluded.due_ms, system = excluded.system, actor = excluded.actor,
+    request = excluded.request, inserted_at = excluded.inserted_at
+)sql";
+
+constexpr std::string_view kRemoveScheduled = "DELETE FROM scheduled_invocations WHERE id = ?1";
+
+// A range scan of the (due_ms, id) index, already in the order returned: no sort.
+constexpr std::string_view kDueScheduled = R"sql(
+  SELECT id, due_ms, system, actor, request FROM scheduled_invocations
+  WHERE due_ms <= ?1 ORDER BY due_ms, id LIMIT ?2
+)sql";
+
+constexpr std::string_view kCountScheduled = "SELECT count(*) FROM scheduled_invocations";
 
 std::string actor_context(std::string_view action, const ActorKey& key) {
   return std::string(action) + " state of actor '" + key.system + "/" + key.name + "'";
@@ -254,23 +292,74 @@ Completion<T> make_completion(Handler handler) {
   return Completion<T>(std::move(tracked), std::move(handler));
 }
 
-struct WriteRequest {
+// What the store threads are asked to do. Each request is one of these payloads plus the
+// completion of the coroutine waiting for it (Op).
+
+struct Save {
   ActorKey key;
   Snapshot snapshot;
   std::string tags_json;
   std::int64_t expected_revision = 0;
-  Completion<std::int64_t> completion;
 };
 
-// The revision a ReadRequest asks for when it wants the newest.
+struct PutScheduled {
+  ScheduledInvocation invocation;
+};
+
+struct RemoveScheduled {
+  std::vector<std::string> ids;
+};
+
+// The revision a Load asks for when it wants the newest.
 constexpr std::int64_t kNewest = 0;
 
-struct ReadRequest {
+struct Load {
   ActorKey key;
   /// kNewest, or the revision wanted.
   std::int64_t revision = kNewest;
-  Completion<std::optional<Snapshot>> completion;
 };
+
+struct DueScheduled {
+  std::int64_t until_ms = 0;
+  std::int64_t limit = 0;
+};
+
+struct CountScheduled {};
+
+/// A payload and the caller waiting for its `Result<T>`.
+template <class Payload, class T>
+struct Op {
+  Payload payload;
+  Completion<T> completion;
+};
+
+using SaveOp = Op<Save, std::int64_t>;
+using PutScheduledOp = Op<PutScheduled, void>;
+using RemoveScheduledOp = Op<RemoveScheduled, void>;
+
+// Every write goes through the one writer thread, so puts and removes of scheduled invocations
+// share transactions (group commit) with snapshot saves.
+using WriteRequest = std::variant<SaveOp, PutScheduledOp, RemoveScheduledOp>;
+using ReadRequest = std::variant<Op<Load, std::optional<Snapshot>>,
+                                 Op<DueScheduled, std::vector<ScheduledInvocation>>,
+                                 Op<CountScheduled, std::int64_t>>;
+
+// What a failed write was doing, for its error message.
+std::string describe(const Save& save) {
+  return actor_context("save", save.key);
+}
+
+std::string describe(const PutScheduled& put) {
+  return "put scheduled invocation '" + put.invocation.id + "'";
+}
+
+std::string describe(const RemoveScheduled& remove) {
+  return "remove " + std::to_string(remove.ids.size()) + " scheduled invocation(s)";
+}
+
+std::string describe(const WriteRequest& request) {
+  return std::visit([](const auto& op) { return describe(op.payload); }, request);
+}
 
 /// A mutex-and-condvar queue between the callers and one kind of store thread.
 template <class Request>
@@ -316,37 +405,18 @@ private:
   bool closed_ = false;
 };
 
-// async_read() and async_write() queue a request and return the awaitable that completes with
-// its result. They are plain functions, not coroutines, on purpose: with GCC 12, an initiation
-// lambda with init-captures written inside a coroutine's co_await expression had its captured
-// strings freed twice (found with valgrind). Keep the lambdas out of coroutine bodies.
-
-Task<Result<std::optional<Snapshot>>> async_read(RequestQueue<ReadRequest>& queue, ActorKey key,
-                                                 std::int64_t revision) {
-  return asio::async_initiate<decltype(asio::use_awaitable), void(Result<std::optional<Snapshot>>)>(
-      [&queue](auto handler, ActorKey request_key, std::int64_t request_revision) {
-        queue.push(ReadRequest{
-            .key = std::move(request_key),
-            .revision = request_revision,
-            .completion = make_completion<std::optional<Snapshot>>(std::move(handler))});
+// submit() queues a request and returns the awaitable that completes with its result. It is a
+// plain function, not a coroutine, on purpose: with GCC 12, an initiation lambda with
+// init-captures written inside a coroutine's co_await expression had its captured strings freed
+// twice (found with valgrind). Keep the lambdas out of coroutine bodies.
+template <class T, class Request, class Payload>
+Task<Result<T>> submit(RequestQueue<Request>& queue, Payload payload) {
+  return asio::async_initiate<decltype(asio::use_awaitable), void(Result<T>)>(
+      [&queue](auto handler, Payload request_payload) {
+        queue.push(Request(Op<Payload, T>{.payload = std::move(request_payload),
+                                          .completion = make_completion<T>(std::move(handler))}));
       },
-      asio::use_awaitable, std::move(key), revision);
-}
-
-Task<Result<std::int64_t>> async_write(RequestQueue<WriteRequest>& queue, ActorKey key,
-                                       Snapshot snapshot, std::string tags_json,
-                                       std::int64_t expected_revision) {
-  return asio::async_initiate<decltype(asio::use_awaitable), void(Result<std::int64_t>)>(
-      [&queue](auto handler, ActorKey request_key, Snapshot request_snapshot,
-               std::string request_tags, std::int64_t request_expected) {
-        queue.push(WriteRequest{.key = std::move(request_key),
-                                .snapshot = std::move(request_snapshot),
-                                .tags_json = std::move(request_tags),
-                                .expected_revision = request_expected,
-                                .completion = make_completion<std::int64_t>(std::move(handler))});
-      },
-      asio::use_awaitable, std::move(key), std::move(snapshot), std::move(tags_json),
-      expected_revision);
+      asio::use_awaitable, std::move(payload));
 }
 
 /// The write connection and its statements; used only by the writer thread.
@@ -357,6 +427,8 @@ public:
     for (auto [statement, sql] :
          {std::pair{&writer.select_revision_, kSelectRevision},
           std::pair{&writer.archive_, kArchive}, std::pair{&writer.upsert_, kUpsert},
+          std::pair{&writer.put_scheduled_, kPutScheduled},
+          std::pair{&writer.remove_scheduled_, kRemoveScheduled},
           std::pair{&writer.begin_, std::string_view("BEGIN IMMEDIATE")},
           std::pair{&writer.commit_, std::string_view("COMMIT")}}) {
       Result<Statement> prepared = writer.db_.prepare(sql);
@@ -368,68 +440,72 @@ public:
     return writer;
   }
 
-  /// Commits `batch` and completes every request in it.
-  void write(std::span<WriteRequest> batch) {
-    std::vector<Result<std::int64_t>> results;
+  /// Commits `batch` and completes every request in it. Returns how many transactions it took.
+  std::size_t write(std::span<WriteRequest> batch) {
+    std::size_t transactions = 1;
+    std::vector<Outcome> results;
     results.reserve(batch.size());
     Result<void> committed = transact(batch, results);
     if (!committed) {
       results.clear();
       if (batch.size() == 1) {
-        results.emplace_back(committed.error().with_context(actor_context("save", batch[0].key)));
+        results.emplace_back(committed.error().with_context(describe(batch[0])));
       } else {
-        // One failing save must not fail the saves batched with it: retry each on its own.
+        // One failing write must not fail the writes batched with it: retry each on its own.
+        transactions += batch.size();
         for (WriteRequest& request : batch) {
-          std::vector<Result<std::int64_t>> single;
+          std::vector<Outcome> single;
           Result<void> alone = transact(std::span(&request, 1), single);
           if (alone) {
             results.push_back(std::move(single.front()));
           } else {
-            results.emplace_back(alone.error().with_context(actor_context("save", request.key)));
+            results.emplace_back(alone.error().with_context(describe(request)));
           }
         }
       }
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      batch[i].completion.complete(std::move(results[i]));
+      std::visit([&](auto& op) { deliver(op, std::move(results[i])); }, batch[i]);
     }
+    return transactions;
   }
 
 private:
-  /// What one save did inside a transaction.
+  /// How one write ended inside a transaction that went through: a save's new revision or its
+  /// revision conflict (kConflict); 0 for a write of scheduled invocations.
+  using Outcome = Result<std::int64_t>;
+
+  /// What apply() did, wrapped so that a conflict (an outcome) can't be mistaken for a SQLite
+  /// error (which aborts the transaction).
   struct Applied {
-    /// The stored revision differed from the expected one; nothing was written.
-    bool conflict = false;
-    /// The new revision, or on conflict the stored one.
-    std::int64_t revision = 0;
+    Outcome outcome;
   };
 
   explicit Writer(Connection db) : db_(std::move(db)) {}
 
+  static void deliver(SaveOp& op, Outcome outcome) { op.completion.complete(std::move(outcome)); }
+
+  template <class Payload>
+  static void deliver(Op<Payload, void>& op, Outcome outcome) {
+    op.completion.complete(outcome ? ok() : Result<void>(std::move(outcome).error()));
+  }
+
   // Runs `requests` in one transaction, appending each one's outcome to `results`. Fails (and
   // rolls back) only on a SQLite error; a revision conflict is an outcome, not a failure.
-  Result<void> transact(std::span<WriteRequest> requests,
-                        std::vector<Result<std::int64_t>>& results) {
+  Result<void> transact(std::span<WriteRequest> requests, std::vector<Outcome>& results) {
     if (Result<void> begun = run(begin_); !begun) {
       return begun;
     }
     const std::string now = now_utc();
     for (WriteRequest& request : requests) {
-      Result<Applied> applied = apply(request, now);
+      Result<Applied> applied =
+          std::visit([&](const auto& op) { return apply(op.payload, now); }, request);
       if (!applied) {
         (void)db_.exec("ROLLBACK");
         results.clear();
         return std::move(applied).error();
       }
-      if (applied->conflict) {
-        results.emplace_back(
-            fail(ErrorCode::kConflict, actor_context("save", request.key)
-                                           + ": revision conflict (expected "
-                                           + std::to_string(request.expected_revision) + ", stored "
-                                           + std::to_string(applied->revision) + ")"));
-      } else {
-        results.emplace_back(applied->revision);
-      }
+      results.push_back(std::move(applied->outcome));
     }
     if (Result<void> committed = run(commit_); !committed) {
       (void)db_.exec("ROLLBACK");
@@ -441,8 +517,8 @@ private:
 
   // Compare-and-set of one save, inside the open transaction: it sees the writes of the saves
   // before it in the batch, so the first of two saves at the same revision wins.
-  Result<Applied> apply(const WriteRequest& request, const std::string& now) {
-    const ActorKey& key = request.key;
+  Result<Applied> apply(const Save& save, const std::string& now) {
+    const ActorKey& key = save.key;
     select_revision_.bind_text(1, key.system);
     select_revision_.bind_text(2, key.name);
     Result<bool> found = select_revision_.step();
@@ -451,8 +527,10 @@ private:
     if (!found) {
       return std::move(found).error();
     }
-    if (stored != request.expected_revision) {
-      return Applied{.conflict = true, .revision = stored};
+    if (stored != save.expected_revision) {
+      return Applied{fail(ErrorCode::kConflict, describe(save) + ": revision conflict (expected "
+                                                    + std::to_string(save.expected_revision)
+                                                    + ", stored " + std::to_string(stored) + ")")};
     }
     if (stored > 0) {
       archive_.bind_text(1, key.system);
@@ -462,13 +540,13 @@ private:
         return archived.error();
       }
     }
-    const Snapshot& snapshot = request.snapshot;
+    const Snapshot& snapshot = save.snapshot;
     upsert_.bind_text(1, key.system);
     upsert_.bind_text(2, key.name);
     upsert_.bind_text(3, status_text(snapshot.status));
     upsert_.bind_text(4, snapshot.node);
     upsert_.bind_int64(5, stored + 1);
-    upsert_.bind_text(6, request.tags_json);
+    upsert_.bind_text(6, save.tags_json);
     if (snapshot.has_state) {
       upsert_.bind_text(7, snapshot.type_url);
       upsert_.bind_blob(8, snapshot.data);
@@ -481,7 +559,31 @@ private:
     if (Result<void> upserted = run(upsert_); !upserted) {
       return upserted.error();
     }
-    return Applied{.conflict = false, .revision = stored + 1};
+    return Applied{stored + 1};
+  }
+
+  Result<Applied> apply(const PutScheduled& put, const std::string& now) {
+    const ScheduledInvocation& invocation = put.invocation;
+    put_scheduled_.bind_text(1, invocation.id);
+    put_scheduled_.bind_int64(2, invocation.due_ms);
+    put_scheduled_.bind_text(3, invocation.system);
+    put_scheduled_.bind_text(4, invocation.actor);
+    put_scheduled_.bind_blob(5, invocation.request);
+    put_scheduled_.bind_text(6, now);
+    if (Result<void> put_done = run(put_scheduled_); !put_done) {
+      return put_done.error();
+    }
+    return Applied{0};
+  }
+
+  Result<Applied> apply(const RemoveScheduled& remove, const std::string& /*now*/) {
+    for (const std::string& id : remove.ids) {
+      remove_scheduled_.bind_text(1, id);
+      if (Result<void> removed = run(remove_scheduled_); !removed) {
+        return removed.error();
+      }
+    }
+    return Applied{0};
   }
 
   // db_ first: statements are finalized before their connection closes.
@@ -489,6 +591,8 @@ private:
   Statement select_revision_;
   Statement archive_;
   Statement upsert_;
+  Statement put_scheduled_;
+  Statement remove_scheduled_;
   Statement begin_;
   Statement commit_;
 };
@@ -498,37 +602,77 @@ class Reader {
 public:
   static Result<Reader> create(Connection db) {
     Reader reader(std::move(db));
-    Result<Statement> load = reader.db_.prepare(kLoad);
-    if (!load) {
-      return std::move(load).error();
+    for (auto [statement, sql] :
+         {std::pair{&reader.load_, kLoad}, std::pair{&reader.load_revision_, kLoadRevision},
+          std::pair{&reader.due_scheduled_, kDueScheduled},
+          std::pair{&reader.count_scheduled_, kCountScheduled}}) {
+      Result<Statement> prepared = reader.db_.prepare(sql);
+      if (!prepared) {
+        return std::move(prepared).error();
+      }
+      *statement = std::move(*prepared);
     }
-    Result<Statement> load_revision = reader.db_.prepare(kLoadRevision);
-    if (!load_revision) {
-      return std::move(load_revision).error();
-    }
-    reader.load_ = std::move(*load);
-    reader.load_revision_ = std::move(*load_revision);
     return reader;
   }
 
-  /// Reads the snapshot `request` asks for.
-  Result<std::optional<Snapshot>> read(const ReadRequest& request) {
-    Statement& statement = request.revision == kNewest ? load_ : load_revision_;
-    statement.bind_text(1, request.key.system);
-    statement.bind_text(2, request.key.name);
-    if (request.revision != kNewest) {
-      statement.bind_int64(3, request.revision);
-    }
-    Result<std::optional<Snapshot>> snapshot = read_row(statement);
-    statement.reset();
-    if (!snapshot) {
-      return snapshot.error().with_context(actor_context("load", request.key));
-    }
-    return snapshot;
+  /// Runs `request` and completes it.
+  void serve(ReadRequest& request) {
+    std::visit([this](auto& op) { op.completion.complete(read(op.payload)); }, request);
   }
 
 private:
   explicit Reader(Connection db) : db_(std::move(db)) {}
+
+  // Reads the snapshot `load` asks for.
+  Result<std::optional<Snapshot>> read(const Load& load) {
+    Statement& statement = load.revision == kNewest ? load_ : load_revision_;
+    statement.bind_text(1, load.key.system);
+    statement.bind_text(2, load.key.name);
+    if (load.revision != kNewest) {
+      statement.bind_int64(3, load.revision);
+    }
+    Result<std::optional<Snapshot>> snapshot = read_row(statement);
+    statement.reset();
+    if (!snapshot) {
+      return snapshot.error().with_context(actor_context("load", load.key));
+    }
+    return snapshot;
+  }
+
+  Result<std::vector<ScheduledInvocation>> read(const DueScheduled& due) {
+    due_scheduled_.bind_int64(1, due.until_ms);
+    due_scheduled_.bind_int64(2, due.limit);
+    std::vector<ScheduledInvocation> invocations;
+    for (;;) {
+      Result<bool> row = due_scheduled_.step();
+      if (!row) {
+        due_scheduled_.reset();
+        return row.error().with_context("load due scheduled invocations");
+      }
+      if (!*row) {
+        break;
+      }
+      invocations.push_back(ScheduledInvocation{
+          .id = std::string(due_scheduled_.column_text(0)),
+          .due_ms = due_scheduled_.column_int64(1),
+          .system = std::string(due_scheduled_.column_text(2)),
+          .actor = std::string(due_scheduled_.column_text(3)),
+          .request = std::string(due_scheduled_.column_blob(4)),
+      });
+    }
+    due_scheduled_.reset();
+    return invocations;
+  }
+
+  Result<std::int64_t> read(const CountScheduled& /*count*/) {
+    Result<bool> row = count_scheduled_.step();
+    const std::int64_t count = row && *row ? count_scheduled_.column_int64(0) : 0;
+    count_scheduled_.reset();
+    if (!row) {
+      return row.error().with_context("count scheduled invocations");
+    }
+    return count;
+  }
 
   static Result<std::optional<Snapshot>> read_row(Statement& statement) {
     Result<bool> found = statement.step();
@@ -559,6 +703,8 @@ private:
   Connection db_;
   Statement load_;
   Statement load_revision_;
+  Statement due_scheduled_;
+  Statement count_scheduled_;
 };
 
 }  // namespace
@@ -603,6 +749,8 @@ public:
 
   RequestQueue<ReadRequest>& reads() { return reads_; }
 
+  std::uint64_t transactions() const { return transactions_.load(std::memory_order_relaxed); }
+
 private:
   void run_writer() {
     const std::size_t max_batch =
@@ -612,7 +760,7 @@ private:
       if (batch.empty()) {
         return;
       }
-      writer_.write(batch);
+      transactions_.fetch_add(writer_.write(batch), std::memory_order_relaxed);
     }
   }
 
@@ -622,8 +770,7 @@ private:
       if (requests.empty()) {
         return;
       }
-      ReadRequest& request = requests.front();
-      request.completion.complete(reader.read(request));
+      reader.serve(requests.front());
     }
   }
 
@@ -635,6 +782,8 @@ private:
   RequestQueue<ReadRequest> reads_;
   std::thread writer_thread_;
   std::vector<std::thread> reader_threads_;
+  /// Write transactions begun by the writer thread; read by transactions_for_test().
+  std::atomic<std::uint64_t> transactions_ = 0;
 };
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(std::filesystem::path file,
@@ -708,8 +857,12 @@ const std::filesystem::path& SqliteStore::file() const {
   return impl_->file();
 }
 
+std::uint64_t SqliteStore::transactions_for_test() const {
+  return impl_->transactions();
+}
+
 Task<Result<std::optional<Snapshot>>> SqliteStore::load(ActorKey key) {
-  return async_read(impl_->reads(), std::move(key), kNewest);
+  return submit<std::optional<Snapshot>>(impl_->reads(), Load{.key = std::move(key)});
 }
 
 Task<Result<std::optional<Snapshot>>> SqliteStore::load_revision(ActorKey key,
@@ -717,7 +870,8 @@ Task<Result<std::optional<Snapshot>>> SqliteStore::load_revision(ActorKey key,
   if (revision <= 0) {
     co_return std::optional<Snapshot>();
   }
-  co_return co_await async_read(impl_->reads(), std::move(key), revision);
+  Load request{.key = std::move(key), .revision = revision};
+  co_return co_await submit<std::optional<Snapshot>>(impl_->reads(), std::move(request));
 }
 
 Task<Result<std::int64_t>> SqliteStore::save(ActorKey key, Snapshot snapshot,
@@ -735,8 +889,42 @@ Task<Result<std::int64_t>> SqliteStore::save(ActorKey key, Snapshot snapshot,
   if (snapshot.node.empty()) {
     snapshot.node = impl_->options().node;
   }
-  co_return co_await async_write(impl_->writes(), std::move(key), std::move(snapshot),
-                                 std::move(*tags), expected_revision);
+  Save request{.key = std::move(key),
+               .snapshot = std::move(snapshot),
+               .tags_json = std::move(*tags),
+               .expected_revision = expected_revision};
+  co_return co_await submit<std::int64_t>(impl_->writes(), std::move(request));
+}
+
+Task<Result<void>> SqliteStore::put_scheduled(ScheduledInvocation invocation) {
+  if (invocation.id.empty()) {
+    co_return fail(ErrorCode::kInvalidArgument, "put scheduled invocation: the id is empty");
+  }
+  PutScheduled request{.invocation = std::move(invocation)};
+  co_return co_await submit<void>(impl_->writes(), std::move(request));
+}
+
+Task<Result<std::vector<ScheduledInvocation>>> SqliteStore::due_scheduled(std::int64_t until_ms,
+                                                                          std::size_t limit) {
+  if (limit == 0) {
+    co_return std::vector<ScheduledInvocation>();
+  }
+  constexpr auto kMaxLimit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+  DueScheduled request{.until_ms = until_ms,
+                       .limit = static_cast<std::int64_t>(std::min(limit, kMaxLimit))};
+  co_return co_await submit<std::vector<ScheduledInvocation>>(impl_->reads(), request);
+}
+
+Task<Result<void>> SqliteStore::remove_scheduled(std::vector<std::string> ids) {
+  if (ids.empty()) {
+    co_return ok();
+  }
+  RemoveScheduled request{.ids = std::move(ids)};
+  co_return co_await submit<void>(impl_->writes(), std::move(request));
+}
+
+Task<Result<std::int64_t>> SqliteStore::count_scheduled() {
+  return submit<std::int64_t>(impl_->reads(), CountScheduled{});
 }
 
 }  // namespace spawn::statestore::sqlite

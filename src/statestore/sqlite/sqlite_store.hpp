@@ -2,9 +2,11 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "statestore/store.hpp"
 
@@ -27,10 +29,11 @@ struct Options {
 
 /// A `Store` in one SQLite file: the embedded default, zero set-up (src/statestore/README.md).
 ///
-/// The file holds `snapshots` (the current revision of each actor) and `historical_snapshots`
-/// (every superseded revision). Writes go to one writer thread that commits whatever saves are
-/// queued as one transaction (group commit) in WAL mode with synchronous=FULL, so a completed
-/// save has been committed and fsynced. Reads run on a small pool of reader threads with their
+/// The file holds `snapshots` (the current revision of each actor), `historical_snapshots`
+/// (every superseded revision) and `scheduled_invocations`. Writes (saves, puts and removes of
+/// scheduled invocations) go to one writer thread that commits whatever is queued as one
+/// transaction (group commit) in WAL mode with synchronous=FULL, so a completed write has been
+/// committed and fsynced. Reads run on a small pool of reader threads with their
 /// own connections. Callers never block beyond taking a mutex briefly: every method suspends
 /// and completes by a post to the awaiting coroutine's executor, whose execution context must
 /// outlive the call. Data is stored as given: wrap the store in `EncryptedStore` to encrypt it.
@@ -40,7 +43,7 @@ struct Options {
 class SqliteStore final : public Store {
 public:
   /// The schema version this build creates and reads (table `schema_version`).
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   /// Opens `file`, creating it, its parent directories and the schema when missing, and
   /// upgrading an older schema. Fails with kUnavailable when the file cannot be created or
@@ -66,8 +69,28 @@ public:
   Task<Result<std::int64_t>> save(ActorKey key, Snapshot snapshot,
                                   std::int64_t expected_revision) override;
 
+  /// As `Store::put_scheduled`. Completes after the transaction holding this put has committed;
+  /// shares transactions with concurrent saves and removes.
+  Task<Result<void>> put_scheduled(ScheduledInvocation invocation) override;
+
+  /// As `Store::due_scheduled`; one statement on a reader thread, a range scan of the
+  /// (due_ms, id) index.
+  Task<Result<std::vector<ScheduledInvocation>>> due_scheduled(std::int64_t until_ms,
+                                                               std::size_t limit) override;
+
+  /// As `Store::remove_scheduled`. All ids are deleted in one transaction, with other queued
+  /// writes; an empty list completes at once.
+  Task<Result<void>> remove_scheduled(std::vector<std::string> ids) override;
+
+  /// As `Store::count_scheduled`.
+  Task<Result<std::int64_t>> count_scheduled() override;
+
   /// Returns the database file.
   [[nodiscard]] const std::filesystem::path& file() const;
+
+  /// Returns how many write transactions the writer has begun so far (a batch that failed and
+  /// was retried one by one counts each attempt), so tests can see group commit at work.
+  [[nodiscard]] std::uint64_t transactions_for_test() const;
 
 private:
   class Impl;

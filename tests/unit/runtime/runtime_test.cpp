@@ -361,6 +361,46 @@ TEST_F(RuntimeTest, SpawnedChildCarriesItsParentAndUnknownParentFails) {
   EXPECT_EQ(orphan.error().code, ErrorCode::kNotFound);
 }
 
+TEST_F(RuntimeTest, TimerKeepsFiringAcrossPassivationAndReactivatesTheActor) {
+  auto ticking = actor("ticker", /*stateful=*/true);
+  auto* timer = ticking.add_timer_actions();
+  timer->set_seconds(20);  // milliseconds, as Spawn reads it
+  timer->mutable_action()->set_name("inc");
+  ticking.mutable_settings()->mutable_deactivation_strategy()->mutable_timeout()->set_timeout(15);
+  register_actors({ticking});
+  ASSERT_TRUE(invoke("ticker", "get"));  // activation starts the timer
+  for (int i = 0; i < 500 && script_->count("init") < 3; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_GE(script_->count("init"), 3) << "each firing after passivation reactivates the actor";
+  EXPECT_GE(script_->count("inc"), 2);
+  auto calls = script_->calls();
+  auto tick = std::find_if(calls.begin(), calls.end(),
+                           [](const auto& c) { return c.action_name() == "inc"; });
+  ASSERT_NE(tick, calls.end());
+  EXPECT_TRUE(tick->has_noop());
+  EXPECT_EQ(tick->caller().name(), "ticker");
+  auto saved = stored("ticker");
+  ASSERT_TRUE(saved.has_value()) << "timer-driven state was saved at passivation";
+}
+
+TEST_F(RuntimeTest, TimerStopsWhenReRegistrationDropsIt) {
+  auto ticking = actor("ticker", /*stateful=*/false);
+  auto* timer = ticking.add_timer_actions();
+  timer->set_seconds(10);
+  timer->mutable_action()->set_name("inc");
+  register_actors({ticking});
+  ASSERT_TRUE(invoke("ticker", "get"));
+  for (int i = 0; i < 300 && script_->count("inc") < 2; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  register_actors({actor("ticker", /*stateful=*/false)});
+  std::this_thread::sleep_for(50ms);  // let a firing already under way finish
+  auto count = script_->count("inc");
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(script_->count("inc"), count);
+}
+
 TEST_F(RuntimeTest, ShutdownRefusesNewWorkAndSavesEveryActor) {
   register_actors({actor("a"), actor("b")});
   ASSERT_TRUE(invoke("a", "inc"));
