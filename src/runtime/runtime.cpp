@@ -94,6 +94,11 @@ Runtime::Runtime(RuntimeOptions options, const HostFactory& host_factory, states
       return true;
     });
   }
+  if (store != nullptr) {
+    scheduler_ = std::make_unique<Scheduler>(
+        shards_.front()->executor(), *store,
+        [this](statestore::ScheduledInvocation entry) { return run_scheduled(std::move(entry)); });
+  }
 }
 
 Runtime::~Runtime() {
@@ -103,6 +108,16 @@ Runtime::~Runtime() {
 void Runtime::start() {
   for (auto& shard : shards_) {
     shard->start();
+  }
+  if (scheduler_) {
+    scheduler_->start();
+  }
+}
+
+void Runtime::begin_shutdown() {
+  shutting_down_ = true;
+  if (scheduler_) {
+    scheduler_->stop();
   }
 }
 
@@ -338,24 +353,35 @@ Task<Result<void>> Runtime::schedule(ActorKey key, pb::InvocationRequest request
   if (!check) {
     co_return check;
   }
-  auto due =
-      std::chrono::system_clock::time_point(std::chrono::milliseconds(request.scheduled_to()));
+  if (!scheduler_) {
+    co_return fail(ErrorCode::kUnavailable,
+                   "schedule invocation of actor '" + key.name + "': no statestore to keep it in");
+  }
+  // Stored before the reply, so it survives a restart (PROTOCOL.md §5.6 allows this
+  // improvement over the original's in-memory scheduler).
+  statestore::ScheduledInvocation entry;
+  entry.id = Scheduler::new_id();
+  entry.due_ms = request.scheduled_to();
+  entry.system = key.system;
+  entry.actor = key.name;
   request.set_scheduled_to(0);
   request.set_async(true);
-  asio::co_spawn(
-      owner.executor(),
-      [](Runtime* runtime, std::chrono::system_clock::time_point at,
-         pb::InvocationRequest req) -> Task<void> {
-        asio::system_timer timer(co_await asio::this_coro::executor, at);
-        co_await timer.async_wait(kUseTask);
-        auto name = req.actor().id().name();
-        auto result = co_await runtime->invoke(std::move(req));
-        if (!result) {
-          spdlog::warn("scheduled invocation of actor '{}' failed: {}", name,
-                       result.error().message);
-        }
-      }(this, due, std::move(request)),
-      [](std::exception_ptr e) { log_failure(e, "scheduled invocation"); });
+  entry.request = request.SerializeAsString();
+  co_return co_await scheduler_->add(std::move(entry));
+}
+
+Task<Result<void>> Runtime::run_scheduled(statestore::ScheduledInvocation entry) {
+  pb::InvocationRequest request;
+  if (!request.ParseFromString(entry.request)) {
+    co_return fail(ErrorCode::kDataLoss,
+                   "scheduled invocation " + entry.id + " is not an InvocationRequest");
+  }
+  // Run it to the end (not just queued), so that it is removed only once it really ran.
+  request.set_async(false);
+  auto result = co_await invoke(std::move(request));
+  if (!result) {
+    co_return std::move(result).error();
+  }
   co_return ok();
 }
 

@@ -13,6 +13,7 @@
 #include "protocol/messages.hpp"
 #include "runtime/host.hpp"
 #include "runtime/pubsub.hpp"
+#include "runtime/scheduler.hpp"
 #include "runtime/shard.hpp"
 #include "statestore/store.hpp"
 
@@ -64,8 +65,9 @@ public:
   /// kNotFound, kUnavailable, kTimeout, kBadHostResponse, kConflict, kDataLoss, kShuttingDown.
   Task<Result<protocol::pb::InvocationResponse>> invoke(protocol::pb::InvocationRequest request);
 
-  /// Refuses new work from now on (kShuttingDown). Work already accepted goes on.
-  void begin_shutdown() { shutting_down_ = true; }
+  /// Refuses new work from now on (kShuttingDown) and stops running scheduled invocations
+  /// (they stay stored). Work already accepted goes on.
+  void begin_shutdown();
 
   bool is_shutting_down() const { return shutting_down_; }
 
@@ -88,6 +90,7 @@ private:
   Task<Result<void>> post_on_owner(statestore::ActorKey key,
                                    protocol::pb::InvocationRequest request);
   Task<Result<void>> schedule(statestore::ActorKey key, protocol::pb::InvocationRequest request);
+  Task<Result<void>> run_scheduled(statestore::ScheduledInvocation entry);
   Task<Result<std::optional<protocol::pb::InvocationResponse>>> run_workflow(
       std::shared_ptr<const WorkflowContext> context,
       protocol::pb::ActorInvocationResponse response, protocol::pb::InvocationResponse output,
@@ -101,6 +104,7 @@ private:
 
   std::vector<std::unique_ptr<Shard>> shards_;
   std::unique_ptr<PubSub> pubsub_;
+  std::unique_ptr<Scheduler> scheduler_;
   TopicHub external_;
   std::atomic<bool> shutting_down_{false};
   std::atomic<std::int64_t> in_flight_{0};

@@ -98,15 +98,15 @@ public:
   virtual Task<Result<void>> put_scheduled(ScheduledInvocation invocation) = 0;
 
   /// Returns up to `limit` stored invocations with `due_ms <= until_ms`, ordered by `due_ms`
-  /// and then by id (bytewise), with `request` decrypted.
+  /// and then by id (bytewise), each exactly as it was put.
   ///
   /// Reading claims nothing: an invocation is returned by every call until it is removed, so
   /// the caller must not poll again before it has removed (or is done with) what it got. Which
   /// side of a crash the removal falls on decides the guarantee: remove before running for
   /// at-most-once, after running for at-least-once. Sees every put and remove that completed
-  /// before the call. An invocation that cannot be
-  /// read back fails the whole call with kDataLoss naming its id (e.g. "load scheduled
-  /// invocation '<id>': decrypt: ..."); remove that id to get past it.
+  /// before the call. An invocation that cannot be read back fails the whole call with
+  /// kDataLoss naming its id (e.g. "load scheduled invocation '<id>': decrypt: ..."); removing
+  /// that id gets past it.
   virtual Task<Result<std::vector<ScheduledInvocation>>> due_scheduled(std::int64_t until_ms,
                                                                        std::size_t limit) = 0;
 

@@ -1,12 +1,12 @@
 #pragma once
 
-#include <sys/types.h>
-
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
 #include <string>
+
+#include <sys/types.h>
 
 namespace spawn::testing {
 
@@ -20,6 +20,7 @@ public:
   ~TempDir();
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
+
   const std::filesystem::path& path() const { return path_; }
 
 private:
@@ -41,6 +42,7 @@ public:
   ProxyProcess& operator=(const ProxyProcess&) = delete;
 
   std::uint16_t port() const { return port_; }
+
   pid_t pid() const { return pid_; }
 
   /// Sends `signal` (SIGTERM by default) and waits for the exit; returns the exit code, or

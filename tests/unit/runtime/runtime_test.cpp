@@ -401,6 +401,60 @@ TEST_F(RuntimeTest, TimerStopsWhenReRegistrationDropsIt) {
   EXPECT_EQ(script_->count("inc"), count);
 }
 
+TEST_F(RuntimeTest, ScheduledInvocationIsStoredRunsAtItsTimeAndIsRemoved) {
+  register_actors({actor("counter")});
+  pb::InvocationRequest request;
+  request.mutable_system()->set_name("sys");
+  request.mutable_actor()->mutable_id()->set_name("counter");
+  request.set_action_name("inc");
+  auto due = epoch_ms() + 150;
+  request.set_scheduled_to(due);
+  auto reply = run(runtime_->invoke(request));
+  ASSERT_TRUE(reply) << reply.error().message;
+  EXPECT_FALSE(reply->has_value());
+  EXPECT_EQ(*run(store_.count_scheduled()), 1) << "stored before the reply";
+  for (int i = 0; i < 300 && script_->count("inc") == 0; ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_GE(epoch_ms(), due);
+  EXPECT_EQ(script_->count("inc"), 1);
+  for (int i = 0; i < 300 && *run(store_.count_scheduled()) > 0; ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(*run(store_.count_scheduled()), 0) << "removed once it ran";
+}
+
+TEST_F(RuntimeTest, ScheduledInvocationOfUnknownActorFailsAtOnce) {
+  register_actors({actor("counter")});
+  pb::InvocationRequest request;
+  request.mutable_system()->set_name("sys");
+  request.mutable_actor()->mutable_id()->set_name("ghost");
+  request.set_action_name("inc");
+  request.set_scheduled_to(epoch_ms() + 1000);
+  auto reply = run(runtime_->invoke(request));
+  ASSERT_FALSE(reply);
+  EXPECT_EQ(reply.error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(*run(store_.count_scheduled()), 0);
+}
+
+TEST_F(RuntimeTest, StoredInvocationWaitsForItsSystemToRegisterAfterARestart) {
+  pb::InvocationRequest request;
+  request.mutable_system()->set_name("sys");
+  request.mutable_actor()->mutable_id()->set_name("counter");
+  request.set_action_name("inc");
+  request.set_async(true);
+  statestore::ScheduledInvocation entry{"left-by-a-crash", epoch_ms() - 10, "sys", "counter",
+                                        request.SerializeAsString()};
+  ASSERT_TRUE(run(store_.put_scheduled(entry)));
+  std::this_thread::sleep_for(200ms);  // due, but nothing is registered yet
+  EXPECT_EQ(script_->count("inc"), 0);
+  register_actors({actor("counter")});
+  for (int i = 0; i < 400 && script_->count("inc") == 0; ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(script_->count("inc"), 1);
+}
+
 TEST_F(RuntimeTest, ShutdownRefusesNewWorkAndSavesEveryActor) {
   register_actors({actor("a"), actor("b")});
   ASSERT_TRUE(invoke("a", "inc"));

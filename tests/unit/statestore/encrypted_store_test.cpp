@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -95,6 +96,48 @@ TEST_F(EncryptedStoreTest, UndecryptableDataIsDataLossNamingTheActor) {
   EXPECT_EQ(by_revision.error().message.rfind("load state of actor 'sys/name' at revision 1: ", 0),
             0u)
       << by_revision.error().message;
+}
+
+TEST_F(EncryptedStoreTest, StoresOnlyScheduledRequestEncrypted) {
+  const ScheduledInvocation invocation{
+      .id = "inv-1", .due_ms = 42, .system = "sys", .actor = "name", .request = "plain request"};
+  ASSERT_TRUE(run_task(store_->put_scheduled(invocation)));
+
+  Result<std::vector<ScheduledInvocation>> raw = run_task(inner_->due_scheduled(42, 10));
+  ASSERT_TRUE(raw && raw->size() == 1);
+  const ScheduledInvocation& stored = raw->front();
+  EXPECT_EQ(stored.request.substr(0, 12), "\x01\x0a"s + "AES.GCM.V1");
+  EXPECT_EQ(stored.request.find("plain request"), std::string::npos);
+  EXPECT_EQ(stored.id, "inv-1");
+  EXPECT_EQ(stored.due_ms, 42);
+  EXPECT_EQ(stored.system, "sys");
+  EXPECT_EQ(stored.actor, "name");
+
+  Result<std::vector<ScheduledInvocation>> due = run_task(store_->due_scheduled(42, 10));
+  ASSERT_TRUE(due && due->size() == 1);
+  EXPECT_EQ(due->front(), invocation);
+}
+
+TEST_F(EncryptedStoreTest, UndecryptableScheduledRequestIsDataLossNamingTheId) {
+  ASSERT_TRUE(run_task(inner_->put_scheduled(
+      {.id = "good", .due_ms = 1, .system = "sys", .actor = "name", .request = ""})));
+  ASSERT_TRUE(run_task(store_->put_scheduled(
+      {.id = "fine", .due_ms = 1, .system = "sys", .actor = "name", .request = "x"})));
+  ASSERT_TRUE(run_task(inner_->put_scheduled(
+      {.id = "raw", .due_ms = 2, .system = "sys", .actor = "name", .request = "never"})));
+
+  Result<std::vector<ScheduledInvocation>> due = run_task(store_->due_scheduled(1, 10));
+  ASSERT_FALSE(due);
+  EXPECT_EQ(due.error().code, ErrorCode::kDataLoss);
+  EXPECT_EQ(due.error().message.rfind("load scheduled invocation 'good': decrypt: ", 0), 0u)
+      << due.error().message;
+  ASSERT_TRUE(run_task(store_->remove_scheduled({"good"})));
+  Result<std::vector<ScheduledInvocation>> after = run_task(store_->due_scheduled(1, 10));
+  ASSERT_TRUE(after) << after.error().message;
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ(after->front().request, "x");
+  Result<std::int64_t> count = run_task(store_->count_scheduled());
+  ASSERT_TRUE(count && *count == 2);
 }
 
 TEST_F(EncryptedStoreTest, PassesConflictsThrough) {

@@ -1,11 +1,14 @@
 // The behaviour every Store implementation shares (STYLE §6: one suite, one instance per backend).
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <ostream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -100,6 +103,24 @@ Snapshot make_snapshot(std::string data) {
   return snapshot;
 }
 
+ScheduledInvocation make_invocation(std::string id, std::int64_t due_ms,
+                                    std::string request = "request") {
+  return {.id = std::move(id),
+          .due_ms = due_ms,
+          .system = "spawn-system",
+          .actor = "counter",
+          .request = std::move(request)};
+}
+
+// The ids of `invocations`, in order.
+std::vector<std::string> ids_of(const std::vector<ScheduledInvocation>& invocations) {
+  std::vector<std::string> ids;
+  for (const ScheduledInvocation& invocation : invocations) {
+    ids.push_back(invocation.id);
+  }
+  return ids;
+}
+
 class StoreConformanceTest : public ::testing::TestWithParam<Backend> {
 protected:
   void SetUp() override { store_ = open(kKey); }
@@ -123,6 +144,28 @@ protected:
 
   Result<std::int64_t> save(const ActorKey& key, Snapshot snapshot, std::int64_t expected) {
     return run_task(store_->save(key, std::move(snapshot), expected));
+  }
+
+  Result<void> put_scheduled(ScheduledInvocation invocation) {
+    return run_task(store_->put_scheduled(std::move(invocation)));
+  }
+
+  Result<std::vector<ScheduledInvocation>> due_scheduled(std::int64_t until_ms,
+                                                         std::size_t limit = 100) {
+    return run_task(store_->due_scheduled(until_ms, limit));
+  }
+
+  Result<void> remove_scheduled(std::vector<std::string> ids) {
+    return run_task(store_->remove_scheduled(std::move(ids)));
+  }
+
+  // The ids due by `until_ms`, or one "error: ..." entry.
+  std::vector<std::string> due_ids(std::int64_t until_ms, std::size_t limit = 100) {
+    Result<std::vector<ScheduledInvocation>> due = due_scheduled(until_ms, limit);
+    if (!due) {
+      return {"error: " + due.error().message};
+    }
+    return ids_of(*due);
   }
 
   // Saves revisions 1..count of `key`, each with data "v<revision>".
@@ -404,6 +447,186 @@ TEST_P(StoreConformanceTest, LoadUnderAnotherKeyIsDataLoss) {
   EXPECT_EQ(loaded.error().message,
             "load state of actor 'spawn-system/counter': decrypt: authentication failed (state "
             "written under another SPAWN_STATESTORE_KEY?)");
+}
+
+TEST_P(StoreConformanceTest, PutScheduledThenDueReturnsItWithEveryField) {
+  const ScheduledInvocation invocation =
+      make_invocation("a1", 1'700'000'000'000, "\0invocation\xff\x01"s + kMarker);
+  Result<void> put = put_scheduled(invocation);
+  ASSERT_TRUE(put) << put.error().message;
+
+  Result<std::vector<ScheduledInvocation>> due = due_scheduled(1'700'000'000'000);
+  ASSERT_TRUE(due) << due.error().message;
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ(due->front(), invocation);
+}
+
+TEST_P(StoreConformanceTest, ScheduledNotYetDueIsNotReturned) {
+  ASSERT_TRUE(put_scheduled(make_invocation("later", 1000)));
+
+  EXPECT_EQ(due_ids(999), std::vector<std::string>{});
+  EXPECT_EQ(due_ids(1000), std::vector<std::string>{"later"});
+}
+
+TEST_P(StoreConformanceTest, DueScheduledIsOrderedByDueTimeThenId) {
+  for (const auto& [id, due_ms] : std::vector<std::pair<std::string, std::int64_t>>{
+           {"c", 20}, {"b", 10}, {"z", 5}, {"a", 20}, {"a0", 10}, {"late", 99}}) {
+    ASSERT_TRUE(put_scheduled(make_invocation(id, due_ms)));
+  }
+
+  EXPECT_EQ(due_ids(50), (std::vector<std::string>{"z", "a0", "b", "a", "c"}));
+}
+
+TEST_P(StoreConformanceTest, DueScheduledHonoursTheLimit) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(put_scheduled(make_invocation("id-" + std::to_string(i), i)));
+  }
+
+  EXPECT_EQ(due_ids(100, 3), (std::vector<std::string>{"id-0", "id-1", "id-2"}));
+  EXPECT_EQ(due_ids(100, 0), std::vector<std::string>{});
+  EXPECT_EQ(due_ids(100, std::numeric_limits<std::size_t>::max()).size(), 5u);
+}
+
+TEST_P(StoreConformanceTest, RemoveScheduledMakesItDisappearAndIgnoresUnknownIds) {
+  ASSERT_TRUE(put_scheduled(make_invocation("keep", 1)));
+  ASSERT_TRUE(put_scheduled(make_invocation("drop-1", 2)));
+  ASSERT_TRUE(put_scheduled(make_invocation("drop-2", 3)));
+
+  Result<void> removed = remove_scheduled({"drop-1", "never-stored", "drop-2", "drop-1"});
+  ASSERT_TRUE(removed) << removed.error().message;
+  EXPECT_EQ(due_ids(10), std::vector<std::string>{"keep"});
+  Result<void> nothing = remove_scheduled({});
+  EXPECT_TRUE(nothing) << nothing.error().message;
+}
+
+TEST_P(StoreConformanceTest, PutScheduledWithSameIdReplacesIt) {
+  ASSERT_TRUE(put_scheduled(make_invocation("same", 5, "first")));
+  ScheduledInvocation replacement = make_invocation("same", 50, "second");
+  replacement.actor = "other-actor";
+  ASSERT_TRUE(put_scheduled(replacement));
+
+  EXPECT_EQ(due_ids(10), std::vector<std::string>{});
+  Result<std::vector<ScheduledInvocation>> due = due_scheduled(50);
+  ASSERT_TRUE(due) << due.error().message;
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ(due->front(), replacement);
+  Result<std::int64_t> count = run_task(store_->count_scheduled());
+  ASSERT_TRUE(count) << count.error().message;
+  EXPECT_EQ(*count, 1);
+}
+
+TEST_P(StoreConformanceTest, PutScheduledRejectsAnEmptyId) {
+  Result<void> put = put_scheduled(make_invocation("", 1));
+  ASSERT_FALSE(put);
+  EXPECT_EQ(put.error().code, ErrorCode::kInvalidArgument) << put.error().message;
+  EXPECT_EQ(due_ids(10), std::vector<std::string>{});
+}
+
+TEST_P(StoreConformanceTest, CountScheduledCountsDueAndNotDue) {
+  Result<std::int64_t> empty = run_task(store_->count_scheduled());
+  ASSERT_TRUE(empty) << empty.error().message;
+  EXPECT_EQ(*empty, 0);
+  ASSERT_TRUE(put_scheduled(make_invocation("past", 1)));
+  ASSERT_TRUE(put_scheduled(make_invocation("future", 1'000'000)));
+  ASSERT_TRUE(put_scheduled(make_invocation("gone", 2)));
+  ASSERT_TRUE(remove_scheduled({"gone"}));
+
+  Result<std::int64_t> count = run_task(store_->count_scheduled());
+  ASSERT_TRUE(count) << count.error().message;
+  EXPECT_EQ(*count, 2);
+}
+
+TEST_P(StoreConformanceTest, ScheduledIsIndependentOfSnapshots) {
+  save_revisions(key_, 2);
+  ASSERT_TRUE(put_scheduled(make_invocation("x", 1)));
+
+  Result<std::optional<Snapshot>> loaded = load(key_);
+  ASSERT_TRUE(loaded && loaded->has_value());
+  EXPECT_EQ((*loaded)->revision, 2);
+  ASSERT_TRUE(remove_scheduled({"x"}));
+  Result<std::int64_t> next = save(key_, make_snapshot("v3"), 2);
+  ASSERT_TRUE(next) << next.error().message;
+  EXPECT_EQ(*next, 3);
+}
+
+TEST_P(StoreConformanceTest, ScheduledSurvivesReopening) {
+  if (!GetParam().persistent) {
+    GTEST_SKIP() << GetParam().name << " is not persistent";
+  }
+  const ScheduledInvocation kept = make_invocation("kept", 7, "\0payload\0"s);
+  ASSERT_TRUE(put_scheduled(kept));
+  ASSERT_TRUE(put_scheduled(make_invocation("removed", 8)));
+  ASSERT_TRUE(remove_scheduled({"removed"}));
+
+  reopen();
+
+  Result<std::vector<ScheduledInvocation>> due = due_scheduled(100);
+  ASSERT_TRUE(due) << due.error().message;
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ(due->front(), kept);
+}
+
+TEST_P(StoreConformanceTest, EncryptedFileHoldsNoPlaintextScheduledRequest) {
+  if (!GetParam().encrypted) {
+    GTEST_SKIP() << GetParam().name << " does not encrypt";
+  }
+  ASSERT_TRUE(put_scheduled(make_invocation("secret-1", 1, "request " + kMarker)));
+  ASSERT_TRUE(put_scheduled(make_invocation("secret-1", 2, "replaced " + kMarker)));
+  const std::string live = read_database_files(database_file(dir_.path()));
+  store_.reset();
+  const std::string closed = read_database_files(database_file(dir_.path()));
+
+  ASSERT_FALSE(closed.empty());
+  EXPECT_EQ(live.find(kMarker), std::string::npos);
+  EXPECT_EQ(closed.find(kMarker), std::string::npos);
+  // The id stays in clear, for listing and removal.
+  EXPECT_NE(closed.find("secret-1"), std::string::npos);
+}
+
+TEST_P(StoreConformanceTest, DueScheduledUnderAnotherKeyIsDataLossNamingTheId) {
+  if (!GetParam().encrypted) {
+    GTEST_SKIP() << GetParam().name << " does not encrypt";
+  }
+  ASSERT_TRUE(put_scheduled(make_invocation("inv-42", 1)));
+  store_.reset();
+  store_ = open(kOtherKey);
+
+  Result<std::vector<ScheduledInvocation>> due = due_scheduled(10);
+  ASSERT_FALSE(due);
+  EXPECT_EQ(due.error().code, ErrorCode::kDataLoss) << due.error().message;
+  EXPECT_EQ(due.error().message,
+            "load scheduled invocation 'inv-42': decrypt: authentication failed (state written "
+            "under another SPAWN_STATESTORE_KEY?)");
+  // Still countable and removable without the key.
+  Result<std::int64_t> count = run_task(store_->count_scheduled());
+  ASSERT_TRUE(count) << count.error().message;
+  EXPECT_EQ(*count, 1);
+  ASSERT_TRUE(remove_scheduled({"inv-42"}));
+  EXPECT_EQ(due_ids(10), std::vector<std::string>{});
+}
+
+TEST_P(StoreConformanceTest, ConcurrentScheduledPutsAllLand) {
+  constexpr int kPuts = 10'000;
+  asio::io_context io;
+  int failures = 0;
+  for (int i = 0; i < kPuts; ++i) {
+    asio::co_spawn(
+        io, store_->put_scheduled(make_invocation("id-" + std::to_string(i), i % 100)),
+        [&failures](std::exception_ptr e, Result<void> put) { failures += (e || !put) ? 1 : 0; });
+  }
+  io.run();
+  EXPECT_EQ(failures, 0);
+
+  Result<std::int64_t> count = run_task(store_->count_scheduled());
+  ASSERT_TRUE(count) << count.error().message;
+  EXPECT_EQ(*count, kPuts);
+  Result<std::vector<ScheduledInvocation>> due = due_scheduled(99, kPuts + 1);
+  ASSERT_TRUE(due) << due.error().message;
+  ASSERT_EQ(due->size(), static_cast<std::size_t>(kPuts));
+  EXPECT_TRUE(std::is_sorted(due->begin(), due->end(),
+                             [](const ScheduledInvocation& a, const ScheduledInvocation& b) {
+                               return std::pair(a.due_ms, a.id) < std::pair(b.due_ms, b.id);
+                             }));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformanceTest,

@@ -1,0 +1,76 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_set>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "spawn/result.hpp"
+
+#include "common/asio.hpp"
+#include "statestore/store.hpp"
+
+namespace spawn::runtime {
+
+struct SchedulerOptions {
+  /// How often the store is asked for what is due, when nothing wakes the scheduler earlier.
+  std::chrono::milliseconds poll{100};
+  /// Entries fetched per query.
+  std::size_t batch = 1000;
+  /// A run that fails because its actor or system is not (yet) known, e.g. right after a restart
+  /// before the host registered again, is retried this often...
+  std::chrono::milliseconds retry{1000};
+  /// ...until it is this late; then it is dropped with an error in the log.
+  std::chrono::milliseconds give_up_after{std::chrono::minutes(5)};
+};
+
+/// Runs stored invocations at their due time (PROTOCOL.md §5.6), durably: an entry is written to
+/// the statestore before add() returns and removed only after it ran, so it survives a restart or
+/// a crash and runs once (a crash in the instant between the run and the removal runs it again
+/// after the restart).
+///
+/// The loop runs on one executor; add() may be awaited from any executor. Thread-safe.
+class Scheduler {
+public:
+  /// Runs one due entry. kShuttingDown keeps the entry for the next start; kNotFound is retried
+  /// (see SchedulerOptions); any other outcome removes it.
+  using Runner = std::function<Task<Result<void>>(statestore::ScheduledInvocation)>;
+
+  Scheduler(asio::any_io_executor executor, statestore::Store& store, Runner runner,
+            SchedulerOptions options = {});
+
+  /// Starts the loop.
+  void start();
+
+  /// Stops taking due entries; entries not yet run stay stored.
+  void stop();
+
+  /// Stores `invocation` durably (kUnavailable and friends when the store fails); it runs at
+  /// `due_ms`, or at once when that has passed.
+  Task<Result<void>> add(statestore::ScheduledInvocation invocation);
+
+  /// Returns a new random id for an entry.
+  static std::string new_id();
+
+private:
+  Task<void> run();
+  Task<void> fire(statestore::ScheduledInvocation entry);
+
+  asio::any_io_executor executor_;
+  statestore::Store& store_;
+  Runner runner_;
+  SchedulerOptions options_;
+  asio::steady_timer wake_;
+  std::atomic<bool> stopped_{false};
+  /// Entries taken from the store and not yet finished; touched on executor_ only.
+  std::unordered_set<std::string> in_flight_;
+};
+
+/// Returns the current time as Unix epoch milliseconds.
+std::int64_t epoch_ms();
+
+}  // namespace spawn::runtime
