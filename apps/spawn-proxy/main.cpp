@@ -63,10 +63,12 @@ int run(const proxy::Config& config) {
   runtime_options.shard.default_request_timeout = config.request_timeout;
   runtime::Runtime runtime(runtime_options, proxy::make_http_host_factory(host_options),
                            store->get());
+  workflows::SagaEngine sagas(runtime);
   runtime.start();
 
-  proxy::HttpServer server(runtime, proxy::HttpServerOptions{config.bind_address, config.http_port,
-                                                             config.max_body_bytes});
+  proxy::HttpServer server(
+      runtime, sagas,
+      proxy::HttpServerOptions{config.bind_address, config.http_port, config.max_body_bytes});
   if (auto started = server.start(); !started) {
     runtime.stop();
     return fail_start(started.error());

@@ -71,6 +71,7 @@ enum class Route : std::uint8_t {
   kRegister,
   kSpawn,
   kInvoke,
+  kSaga,
   kEvents,
   kHealth,
   kReadiness,
@@ -124,6 +125,9 @@ Target parse_target(std::string_view target) {
   } else if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "system") {
     if (parts.size() == 3) {
       result.route = Route::kRegister;
+    } else if (parts.size() == 5 && parts[4] == "sagas") {
+      result.route = Route::kSaga;
+      result.system = std::string(parts[3]);
     } else if (parts.size() == 6 && parts[4] == "actors" && parts[5] == "spawn") {
       result.route = Route::kSpawn;
       result.system = std::string(parts[3]);
@@ -143,6 +147,8 @@ Metrics::Endpoint endpoint_of(Route route) {
       return Metrics::Endpoint::kSpawn;
     case Route::kInvoke:
       return Metrics::Endpoint::kInvoke;
+    case Route::kSaga:
+      return Metrics::Endpoint::kSaga;
     case Route::kHealth:
     case Route::kReadiness:
       return Metrics::Endpoint::kHealth;
@@ -179,6 +185,11 @@ std::string error_body(Route route, const Error& error) {
       *response.mutable_status() = protocol::request_status(error);
       return response.SerializeAsString();
     }
+    case Route::kSaga: {
+      ::spawn::saga::SagaResponse response;
+      *response.mutable_status() = protocol::request_status(error);
+      return response.SerializeAsString();
+    }
     default: {
       pb::InvocationResponse response;
       *response.mutable_status() = protocol::request_status(error);
@@ -188,7 +199,8 @@ std::string error_body(Route route, const Error& error) {
 }
 
 bool is_api(Route route) {
-  return route == Route::kRegister || route == Route::kSpawn || route == Route::kInvoke;
+  return route == Route::kRegister || route == Route::kSpawn || route == Route::kInvoke
+         || route == Route::kSaga;
 }
 
 std::optional<std::int64_t> query_int(std::string_view query, std::string_view name) {
@@ -448,6 +460,7 @@ struct HttpServer::Listener {
       }
       case Route::kRegister:
       case Route::kSpawn:
+      case Route::kSaga:
       case Route::kInvoke: {
         if (!is_post) {
           Error error =
@@ -527,6 +540,23 @@ struct HttpServer::Listener {
         *response.mutable_status() = protocol::ok_status("Accepted");
         co_return std::pair{200U, response.SerializeAsString()};
       }
+      case Route::kSaga: {
+        ::spawn::saga::SagaRequest request;
+        if (!request.ParseFromString(body)) {
+          co_return failure(target.route, fail(ErrorCode::kInvalidArgument,
+                                               "saga: the body is not a SagaRequest ("
+                                                   + std::to_string(body.size()) + " bytes)"));
+        }
+        if (request.system().empty()) {
+          request.set_system(target.system);
+        }
+        auto response = co_await server.sagas_.run(std::move(request));
+        if (!response) {
+          co_return failure(target.route, response.error());
+        }
+        unsigned status = response->outcome() == ::spawn::saga::COMPLETED ? 200U : 500U;
+        co_return std::pair{status, response->SerializeAsString()};
+      }
       default: {
         pb::InvocationRequest request;
         if (!request.ParseFromString(body)) {
@@ -556,8 +586,9 @@ struct HttpServer::Listener {
   tcp::acceptor acceptor;
 };
 
-HttpServer::HttpServer(runtime::Runtime& runtime, HttpServerOptions options)
-    : runtime_(runtime), options_(std::move(options)) {}
+HttpServer::HttpServer(runtime::Runtime& runtime, workflows::SagaEngine& sagas,
+                       HttpServerOptions options)
+    : runtime_(runtime), sagas_(sagas), options_(std::move(options)) {}
 
 HttpServer::~HttpServer() = default;
 

@@ -12,6 +12,7 @@
 #include "common/asio.hpp"
 #include "proxy/metrics.hpp"
 #include "runtime/runtime.hpp"
+#include "workflows/saga.hpp"
 
 namespace spawn::proxy {
 
@@ -28,7 +29,8 @@ struct HttpServerOptions {
 /// response type (PROTOCOL.md §5.10) and never ends the process.
 class HttpServer {
 public:
-  HttpServer(runtime::Runtime& runtime, HttpServerOptions options);
+  /// `sagas` serves POST /api/v1/system/{system}/sagas; both must outlive the server.
+  HttpServer(runtime::Runtime& runtime, workflows::SagaEngine& sagas, HttpServerOptions options);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -48,6 +50,7 @@ private:
   struct Listener;
 
   runtime::Runtime& runtime_;
+  workflows::SagaEngine& sagas_;
   HttpServerOptions options_;
   std::atomic<bool> ready_{true};
   Metrics metrics_;

@@ -7,7 +7,7 @@ namespace spawn::proxy {
 namespace {
 
 constexpr std::array<std::string_view, Metrics::kEndpoints> kNames = {
-    "register", "spawn", "invoke", "events", "health", "metrics", "other"};
+    "register", "spawn", "invoke", "saga", "events", "health", "metrics", "other"};
 
 }  // namespace
 

@@ -15,12 +15,13 @@ public:
     kRegister,
     kSpawn,
     kInvoke,
+    kSaga,
     kEvents,
     kHealth,
     kMetrics,
     kOther
   };
-  static constexpr std::size_t kEndpoints = 7;
+  static constexpr std::size_t kEndpoints = 8;
 
   /// Counts one answered request.
   void count(Endpoint endpoint, unsigned status);

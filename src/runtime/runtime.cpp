@@ -77,7 +77,7 @@ Task<Result<void>> spawn_on(Shard* shard, pba::ActorId id, std::optional<std::in
 
 Runtime::Runtime(RuntimeOptions options, const HostFactory& host_factory, statestore::Store* store,
                  std::unique_ptr<PubSub> pubsub)
-    : pubsub_(pubsub ? std::move(pubsub) : std::make_unique<LocalPubSub>()) {
+    : pubsub_(pubsub ? std::move(pubsub) : std::make_unique<LocalPubSub>()), store_(store) {
   pubsub_->on_message([this](const BroadcastMessage& message) { deliver(message); });
   std::size_t count = options.shards;
   if (count == 0) {
@@ -370,7 +370,10 @@ Task<Result<void>> Runtime::schedule(ActorKey key, pb::InvocationRequest request
   co_return co_await scheduler_->add(std::move(entry));
 }
 
-Task<Result<void>> Runtime::run_scheduled(statestore::ScheduledInvocation entry) {
+Task<Result<bool>> Runtime::run_scheduled(statestore::ScheduledInvocation entry) {
+  if (auto handler = scheduled_handlers_.find(entry.system); handler != scheduled_handlers_.end()) {
+    co_return co_await handler->second(std::move(entry));
+  }
   pb::InvocationRequest request;
   if (!request.ParseFromString(entry.request)) {
     co_return fail(ErrorCode::kDataLoss,
@@ -382,7 +385,7 @@ Task<Result<void>> Runtime::run_scheduled(statestore::ScheduledInvocation entry)
   if (!result) {
     co_return std::move(result).error();
   }
-  co_return ok();
+  co_return true;
 }
 
 Task<Result<std::optional<pb::InvocationResponse>>> Runtime::run_workflow(

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "spawn/result.hpp"
@@ -75,6 +77,17 @@ public:
   /// every actor on every shard. Call after begin_shutdown(), from outside the shards.
   Task<void> drain(std::chrono::milliseconds max_wait);
 
+  /// Handles stored entries of a reserved system name (e.g. the saga engine's "__saga"): the
+  /// handler returns whether the entry is done. Call before start().
+  using ScheduledHandler = std::function<Task<Result<bool>>(statestore::ScheduledInvocation)>;
+
+  void on_scheduled(std::string system, ScheduledHandler handler) {
+    scheduled_handlers_[std::move(system)] = std::move(handler);
+  }
+
+  /// Returns the statestore (null when nothing is persisted).
+  statestore::Store* store() const { return store_; }
+
   /// Returns the subscribers of broadcasts outside the actor system (HTTP event streams).
   TopicHub& external_subscribers() { return external_; }
 
@@ -90,7 +103,7 @@ private:
   Task<Result<void>> post_on_owner(statestore::ActorKey key,
                                    protocol::pb::InvocationRequest request);
   Task<Result<void>> schedule(statestore::ActorKey key, protocol::pb::InvocationRequest request);
-  Task<Result<void>> run_scheduled(statestore::ScheduledInvocation entry);
+  Task<Result<bool>> run_scheduled(statestore::ScheduledInvocation entry);
   Task<Result<std::optional<protocol::pb::InvocationResponse>>> run_workflow(
       std::shared_ptr<const WorkflowContext> context,
       protocol::pb::ActorInvocationResponse response, protocol::pb::InvocationResponse output,
@@ -105,6 +118,8 @@ private:
   std::vector<std::unique_ptr<Shard>> shards_;
   std::unique_ptr<PubSub> pubsub_;
   std::unique_ptr<Scheduler> scheduler_;
+  statestore::Store* store_ = nullptr;
+  std::unordered_map<std::string, ScheduledHandler> scheduled_handlers_;
   TopicHub external_;
   std::atomic<bool> shutting_down_{false};
   std::atomic<std::int64_t> in_flight_{0};

@@ -107,6 +107,7 @@ Task<void> Scheduler::fire(statestore::ScheduledInvocation entry) {
     }
     auto ran = co_await runner_(entry);
     if (ran) {
+      remove = *ran;
       break;
     }
     if (ran.error().code == ErrorCode::kShuttingDown) {

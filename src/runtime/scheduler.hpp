@@ -36,9 +36,10 @@ struct SchedulerOptions {
 /// The loop runs on one executor; add() may be awaited from any executor. Thread-safe.
 class Scheduler {
 public:
-  /// Runs one due entry. kShuttingDown keeps the entry for the next start; kNotFound is retried
-  /// (see SchedulerOptions); any other outcome removes it.
-  using Runner = std::function<Task<Result<void>>(statestore::ScheduledInvocation)>;
+  /// Runs one due entry and returns whether it is done (removed) or was stored again by the
+  /// runner itself (kept). kShuttingDown keeps the entry for the next start; kNotFound is retried
+  /// (see SchedulerOptions); any other error removes it.
+  using Runner = std::function<Task<Result<bool>>(statestore::ScheduledInvocation)>;
 
   Scheduler(asio::any_io_executor executor, statestore::Store& store, Runner runner,
             SchedulerOptions options = {});
