@@ -8,7 +8,7 @@ packages=(
   libboost1.81-dev libprotobuf-dev protobuf-compiler libssl-dev libsqlite3-dev
   libspdlog-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  wrk
+  wrk clang-format
 )
 
 missing=()

@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+scripts/check-format.sh
 scripts/build.sh ci
 ctest --test-dir build/ci --output-on-failure --timeout 300 -j "${SPAWN_TEST_JOBS:-2}" "$@"
