@@ -332,11 +332,7 @@ struct HttpServer::Listener {
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
         "Connection: close\r\n\r\n: subscribed to "
         + topic + "\n\n";
-    stream.expires_never();
-    auto [head_ec, head_n] = co_await asio::async_write(stream, asio::buffer(head), kUseTask);
-    if (head_ec) {
-      co_return;
-    }
+    // Subscribe before the head goes out: a client may take the first line as "subscribed".
     auto& hub = server.runtime_.external_subscribers();
     auto token = hub.subscribe(
         topic, executor, [weak = std::weak_ptr<Feed>(feed)](const runtime::BroadcastMessage& m) {
@@ -351,6 +347,12 @@ struct HttpServer::Listener {
           f->queue.push_back(format_event(m));
           f->wake.cancel();
         });
+    stream.expires_never();
+    auto [head_ec, head_n] = co_await asio::async_write(stream, asio::buffer(head), kUseTask);
+    if (head_ec) {
+      hub.unsubscribe(token);
+      co_return;
+    }
     spdlog::debug("topic={} external subscriber joined", topic);
     for (;;) {
       if (feed->queue.empty()) {

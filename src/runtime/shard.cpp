@@ -337,6 +337,11 @@ Task<void> Shard::drive(ActorKey key) {
       }
     }
   }
+  if (!entity.active) {
+    // Activation failed, or a revision conflict fenced this activation: nothing to keep.
+    entities_.erase(key);
+    co_return;
+  }
   entity.running = false;
 }
 

@@ -94,7 +94,17 @@ pba::Actor make_actor(const ActorSpec& spec, const std::string& system) {
   for (const auto& name : spec.actions) {
     actor.add_actions()->set_name(name);
   }
-  actor.mutable_metadata();
+  auto* metadata = actor.mutable_metadata();
+  for (const auto& channel : spec.channels) {
+    auto* added = metadata->add_channel_group();
+    added->set_topic(channel.topic);
+    added->set_action(channel.action);
+  }
+  for (const auto& timer : spec.timers) {
+    auto* added = actor.add_timer_actions();
+    added->set_seconds(timer.period_ms);
+    added->mutable_action()->set_name(timer.action);
+  }
   return actor;
 }
 

@@ -33,6 +33,18 @@ std::string make_key();
 /// Returns standard base64 (with padding) of `bytes`.
 std::string base64(const std::string& bytes);
 
+/// A subscription in Actor.metadata.channel_group; an empty action means "receive".
+struct ChannelSpec {
+  std::string topic{};
+  std::string action{};
+};
+
+/// A FixedTimerAction; `period_ms` goes into its `seconds` field, which is read as ms.
+struct TimerSpec {
+  std::int32_t period_ms = 0;
+  std::string action{};
+};
+
 /// How a test wants one actor registered.
 struct ActorSpec {
   std::string name{};
@@ -46,6 +58,8 @@ struct ActorSpec {
   std::int64_t deactivation_ms = 0;
   std::int32_t min_pool_size = 0;
   std::int32_t max_pool_size = 0;
+  std::vector<ChannelSpec> channels{};
+  std::vector<TimerSpec> timers{};
 };
 
 /// Builds the Actor message for `spec` in `system`.
