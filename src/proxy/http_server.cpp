@@ -72,6 +72,7 @@ enum class Route : std::uint8_t {
   kSpawn,
   kInvoke,
   kSaga,
+  kActors,
   kEvents,
   kHealth,
   kReadiness,
@@ -125,6 +126,9 @@ Target parse_target(std::string_view target) {
   } else if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "system") {
     if (parts.size() == 3) {
       result.route = Route::kRegister;
+    } else if (parts.size() == 5 && parts[4] == "actors") {
+      result.route = Route::kActors;
+      result.system = std::string(parts[3]);
     } else if (parts.size() == 5 && parts[4] == "sagas") {
       result.route = Route::kSaga;
       result.system = std::string(parts[3]);
@@ -149,6 +153,8 @@ Metrics::Endpoint endpoint_of(Route route) {
       return Metrics::Endpoint::kInvoke;
     case Route::kSaga:
       return Metrics::Endpoint::kSaga;
+    case Route::kActors:
+      return Metrics::Endpoint::kOther;
     case Route::kHealth:
     case Route::kReadiness:
       return Metrics::Endpoint::kHealth;
@@ -170,6 +176,25 @@ Response make_response(unsigned status, std::string_view content_type, std::stri
   response.keep_alive(keep_alive);
   response.prepare_payload();
   return response;
+}
+
+/// The actors of a system as JSON, for GET /api/v1/system/{system}/actors.
+std::string actors_json(const std::string& system, const std::vector<runtime::ActorInfo>& actors) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& actor : actors) {
+    nlohmann::json entry = {
+        {"name", actor.name},
+        {"kind", pba::Kind_Name(actor.kind)},
+        {"stateful", actor.stateful},
+        {"actions", actor.actions},
+    };
+    if (!actor.parent.empty()) {
+      entry["parent"] = actor.parent;
+    }
+    list.push_back(std::move(entry));
+  }
+  return nlohmann::json{{"system", system}, {"actors", std::move(list)}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 /// The error answer of `route`: its own response message type with status ERROR.
@@ -475,6 +500,24 @@ struct HttpServer::Listener {
         }
         auto [status, body] = co_await api(target, std::move(request.body()));
         response = make_response(status, kProtobufType, std::move(body), version, keep_alive);
+        break;
+      }
+      case Route::kActors: {
+        if (!is_get) {
+          response =
+              make_response(405, "text/plain", "Method Not Allowed: use GET", version, keep_alive);
+          response.set(http::field::allow, "GET");
+          break;
+        }
+        auto listed = co_await server.runtime_.actors(target.system);
+        if (!listed) {
+          response = make_response(404, "application/json",
+                                   nlohmann::json{{"error", listed.error().message}}.dump(),
+                                   version, keep_alive);
+          break;
+        }
+        response = make_response(200, "application/json", actors_json(target.system, *listed),
+                                 version, keep_alive);
         break;
       }
       case Route::kNone:

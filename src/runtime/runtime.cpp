@@ -1,5 +1,7 @@
 #include "runtime/runtime.hpp"
 
+#include <map>
+
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -194,6 +196,32 @@ Task<Result<void>> Runtime::spawn(std::vector<pba::ActorId> ids,
     }
   }
   co_return ok();
+}
+
+Task<Result<std::vector<ActorInfo>>> Runtime::actors(std::string system) {
+  std::map<std::string, ActorInfo> by_name;
+  bool known = false;
+  for (auto& shard : shards_) {
+    auto listed = co_await run_on(
+        shard->executor(),
+        [](Shard* s, std::string sys) -> Task<std::pair<bool, std::vector<ActorInfo>>> {
+          co_return std::pair{s->has_system(sys), s->actors(sys)};
+        }(shard.get(), system));
+    known = known || listed.first;
+    for (auto& info : listed.second) {
+      by_name.emplace(info.name, std::move(info));
+    }
+  }
+  if (!known) {
+    co_return fail(ErrorCode::kNotFound,
+                   "ActorSystem " + system + " is not registered on this proxy");
+  }
+  std::vector<ActorInfo> result;
+  result.reserve(by_name.size());
+  for (auto& [name, info] : by_name) {
+    result.push_back(std::move(info));
+  }
+  co_return result;
 }
 
 Task<Result<pb::InvocationResponse>> Runtime::invoke(pb::InvocationRequest request) {

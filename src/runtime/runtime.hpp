@@ -62,6 +62,10 @@ public:
   Task<Result<void>> spawn(std::vector<protocol::pba::ActorId> ids,
                            std::optional<std::int64_t> revision);
 
+  /// Returns the actors of `system` (registered and spawned), sorted by name. kNotFound for a
+  /// system never registered here.
+  Task<Result<std::vector<ActorInfo>>> actors(std::string system);
+
   /// Runs one invocation request to the end, workflow included (PROTOCOL.md §5.4–5.8), and
   /// returns the response for the caller. Expected failures are values: kInvalidArgument,
   /// kNotFound, kUnavailable, kTimeout, kBadHostResponse, kConflict, kDataLoss, kShuttingDown.

@@ -145,6 +145,25 @@ Result<void> Shard::spawn(const pba::ActorId& id, std::optional<std::int64_t> re
   return ok();
 }
 
+std::vector<ActorInfo> Shard::actors(const std::string& system) const {
+  std::vector<ActorInfo> result;
+  for (const auto& [key, entry] : registry_) {
+    if (key.system != system) {
+      continue;
+    }
+    ActorInfo info;
+    info.name = key.name;
+    info.parent = entry.parent;
+    info.kind = entry.definition->kind();
+    info.stateful = entry.definition->is_stateful();
+    for (const auto& action : entry.definition->actor().actions()) {
+      info.actions.push_back(action.name());
+    }
+    result.push_back(std::move(info));
+  }
+  return result;
+}
+
 std::vector<Subscription> Shard::subscribers(const std::string& topic) const {
   auto it = topics_.find(topic);
   return it == topics_.end() ? std::vector<Subscription>{} : it->second;

@@ -35,6 +35,16 @@ struct Subscription {
 /// invocations run workflows like any other). Returns false when the runtime takes no more work.
 using Dispatcher = std::function<bool(protocol::pb::InvocationRequest)>;
 
+/// What the runtime tells about one registered or spawned actor.
+struct ActorInfo {
+  std::string name;
+  /// The template a spawned child was made from; empty otherwise.
+  std::string parent;
+  protocol::pba::Kind kind = protocol::pba::NAMED;
+  bool stateful = false;
+  std::vector<std::string> actions;
+};
+
 /// Settings every shard shares.
 struct ShardOptions {
   /// Name recorded with every snapshot this process writes.
@@ -100,6 +110,10 @@ public:
 
   /// Queues activation of a registered actor (warm-up after registration).
   void warm_up(const statestore::ActorKey& key);
+
+  /// Returns the actors of `system` this shard knows: every registered one, and the children
+  /// spawned on this shard.
+  std::vector<ActorInfo> actors(const std::string& system) const;
 
   /// Returns the subscribers of `topic` among the registered actors.
   std::vector<Subscription> subscribers(const std::string& topic) const;
