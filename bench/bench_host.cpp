@@ -11,8 +11,19 @@
 // increments it, except the default get actions and init/setup, which leave it unchanged. The
 // reply carries the new state as updated_context.state and as the value payload, echoes the
 // tags, and sets checkpoint when the invocation's metadata has checkpoint=true.
+//
+// For the fan-out and scheduling benchmarks (spawn-bench-driver):
+//   - `announce` also answers with workflow.broadcast{channel_group: metadata "topic" or "bench",
+//     noop}, so the proxy delivers `receive` to every subscriber of that topic;
+//   - `receive` and `tick` are counted: how many arrived, and the wall-clock time (Unix epoch ns)
+//     of the first and the last. A `tick` whose metadata carries "seq" (0 <= seq < 2^22) counts
+//     only the first time that seq arrives; repeats are counted as duplicates. GET /bench/stats
+//     answers one line per counted action, "<action> <count> <first_ns> <last_ns> <duplicates>";
+//     POST /bench/reset sets everything to zero.
 
+#include <atomic>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -49,6 +60,71 @@ using tcp = asio::ip::tcp;
 constexpr std::string_view kActionsPath = "/api/v1/actors/actions";
 constexpr std::string_view kCounterType = "type.googleapis.com/bench.Counter";
 constexpr std::size_t kMaxBodyBytes = std::size_t{64} * 1024 * 1024;
+constexpr std::string_view kStatsPath = "/bench/stats";
+constexpr std::string_view kResetPath = "/bench/reset";
+constexpr std::string_view kDefaultTopic = "bench";
+
+constexpr std::size_t kMaxSeq = std::size_t{1} << 22;
+
+/// Arrivals of one counted action; shared by every host thread.
+struct Counter {
+  std::string_view action;
+  std::atomic<std::uint64_t> count{0};
+  std::atomic<std::int64_t> first_ns{0};
+  std::atomic<std::int64_t> last_ns{0};
+  std::atomic<std::uint64_t> duplicates{0};
+
+  void record(std::int64_t now_ns) {
+    count.fetch_add(1, std::memory_order_relaxed);
+    std::int64_t unset = 0;
+    first_ns.compare_exchange_strong(unset, now_ns, std::memory_order_relaxed);
+    std::int64_t last = last_ns.load(std::memory_order_relaxed);
+    while (last < now_ns
+           && !last_ns.compare_exchange_weak(last, now_ns, std::memory_order_relaxed)) {
+    }
+  }
+
+  void reset() {
+    count = 0;
+    first_ns = 0;
+    last_ns = 0;
+    duplicates = 0;
+  }
+};
+
+/// Which sequence numbers of `tick` arrived already (to find invocations that ran twice).
+std::vector<std::atomic<bool>> g_seen(kMaxSeq);
+
+/// Returns false when `seq` was seen before.
+bool first_arrival(std::string_view seq) {
+  std::size_t value = 0;
+  const auto [end, error] = std::from_chars(seq.data(), seq.data() + seq.size(), value);
+  if (error != std::errc() || end != seq.data() + seq.size() || value >= kMaxSeq) {
+    return true;
+  }
+  return !g_seen[value].exchange(true, std::memory_order_relaxed);
+}
+
+Counter g_receive{"receive"};
+Counter g_tick{"tick"};
+
+std::int64_t epoch_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string stats_text() {
+  std::string text;
+  for (const Counter* counter : {&g_receive, &g_tick}) {
+    text += counter->action;
+    text += ' ' + std::to_string(counter->count.load()) + ' '
+            + std::to_string(counter->first_ns.load()) + ' '
+            + std::to_string(counter->last_ns.load()) + ' '
+            + std::to_string(counter->duplicates.load()) + '\n';
+  }
+  return text;
+}
 
 bool leaves_state_unchanged(std::string_view action) {
   return action == "get" || action == "Get" || action == "get_state" || action == "getState"
@@ -98,6 +174,24 @@ void handle(const pb::ActorInvocation& invocation, pb::ActorInvocationResponse& 
   }
   const auto checkpoint = current.metadata().find("checkpoint");
   response.set_checkpoint(checkpoint != current.metadata().end() && checkpoint->second == "true");
+
+  const std::string& action = invocation.action_name();
+  if (action == "receive") {
+    g_receive.record(epoch_ns());
+  } else if (action == "tick") {
+    const auto seq = current.metadata().find("seq");
+    if (seq == current.metadata().end() || first_arrival(seq->second)) {
+      g_tick.record(epoch_ns());
+    } else {
+      g_tick.duplicates.fetch_add(1, std::memory_order_relaxed);
+    }
+  } else if (action == "announce") {
+    const auto topic = current.metadata().find("topic");
+    auto* broadcast = response.mutable_workflow()->mutable_broadcast();
+    broadcast->set_channel_group(topic != current.metadata().end() ? topic->second
+                                                                   : std::string(kDefaultTopic));
+    broadcast->mutable_noop();
+  }
 }
 
 Task<void> serve(tcp::socket socket) {
@@ -119,7 +213,18 @@ Task<void> serve(tcp::socket socket) {
     response.body().clear();
     response.version(request.version());
     response.keep_alive(request.keep_alive());
-    if (request.method() != http::verb::post || request.target() != kActionsPath) {
+    if (request.method() == http::verb::get && request.target() == kStatsPath) {
+      response.result(http::status::ok);
+      response.set(http::field::content_type, "text/plain");
+      response.body() = stats_text();
+    } else if (request.method() == http::verb::post && request.target() == kResetPath) {
+      g_receive.reset();
+      g_tick.reset();
+      for (auto& seen : g_seen) {
+        seen.store(false, std::memory_order_relaxed);
+      }
+      response.result(http::status::ok);
+    } else if (request.method() != http::verb::post || request.target() != kActionsPath) {
       response.result(http::status::not_found);
     } else if (!invocation.ParseFromString(request.body())) {
       response.result(http::status::bad_request);
