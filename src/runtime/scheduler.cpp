@@ -65,8 +65,17 @@ Task<Result<void>> Scheduler::add(statestore::ScheduledInvocation invocation) {
 
 Task<void> Scheduler::run() {
   while (!stopped_) {
+    if (in_flight_.size() >= options_.max_in_flight) {
+      waiting_for_room_ = true;
+      wake_.expires_after(options_.poll);
+      co_await wake_.async_wait(kUseTask);
+      waiting_for_room_ = false;
+      continue;
+    }
+    querying_ = true;
     auto due = co_await store_.due_scheduled(epoch_ms() + options_.poll.count(),
                                              in_flight_.size() + options_.batch);
+    querying_ = false;
     std::size_t fresh = 0;
     if (!due) {
       spdlog::warn("scheduler: reading due invocations failed: {}", due.error().message);
@@ -74,6 +83,9 @@ Task<void> Scheduler::run() {
       for (auto& entry : *due) {
         if (stopped_) {
           break;
+        }
+        if (removed_during_query_.contains(entry.id)) {
+          continue;  // ran and was removed while this answer was being read
         }
         if (in_flight_.insert(entry.id).second) {
           ++fresh;
@@ -85,6 +97,7 @@ Task<void> Scheduler::run() {
         }
       }
     }
+    removed_during_query_.clear();
     if (fresh >= options_.batch) {
       continue;  // more are waiting
     }
@@ -135,7 +148,13 @@ Task<void> Scheduler::fire(statestore::ScheduledInvocation entry) {
           entry.id, removed.error().message);
     }
   }
+  if (querying_) {
+    removed_during_query_.insert(entry.id);
+  }
   in_flight_.erase(entry.id);
+  if (waiting_for_room_ && in_flight_.size() < options_.max_in_flight / 2) {
+    wake_.cancel();
+  }
 }
 
 }  // namespace spawn::runtime

@@ -21,6 +21,9 @@ struct SchedulerOptions {
   std::chrono::milliseconds poll{100};
   /// Entries fetched per query.
   std::size_t batch = 1000;
+  /// Entries taken and not yet finished at most; the store is not asked for more until some
+  /// finish (so a large backlog is not read again and again).
+  std::size_t max_in_flight = 4000;
   /// A run that fails because its actor or system is not (yet) known, e.g. right after a restart
   /// before the host registered again, is retried this often...
   std::chrono::milliseconds retry{1000};
@@ -69,6 +72,13 @@ private:
   std::atomic<bool> stopped_{false};
   /// Entries taken from the store and not yet finished; touched on executor_ only.
   std::unordered_set<std::string> in_flight_;
+  /// True while a due_scheduled() query is under way.
+  bool querying_ = false;
+  /// Entries removed while the current query was under way: its answer may still list them
+  /// (it may have read before the removal), so they must not run again.
+  std::unordered_set<std::string> removed_during_query_;
+  /// True while the loop waits for in_flight_ to shrink below max_in_flight.
+  bool waiting_for_room_ = false;
 };
 
 /// Returns the current time as Unix epoch milliseconds.

@@ -14,6 +14,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include "spawn/result.hpp"
 
@@ -184,9 +185,14 @@ private:
   asio::steady_timer wakeup_timer_;
 };
 
-/// Runs `task` on `executor` and resumes the caller on its own executor with the result.
+/// Runs `task` on `executor` and resumes the caller on its own executor with the result. Already
+/// on `executor`, it just awaits `task` (no extra coroutine: this is the hot path).
 template <class T>
 Task<T> run_on(asio::any_io_executor executor, Task<T> task) {
+  auto current = co_await asio::this_coro::executor;
+  if (current == executor) {
+    co_return co_await std::move(task);
+  }
   co_return co_await asio::co_spawn(std::move(executor), std::move(task), asio::use_awaitable);
 }
 
