@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl openssl
   libboost1.81-dev libprotobuf-dev protobuf-compiler libssl-dev libsqlite3-dev
   libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libprotoc-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev
   wrk clang-format
 )
 
