@@ -86,9 +86,7 @@ class [[nodiscard]] Result {
 public:
   using value_type = T;
 
-  Result()
-    requires std::is_default_constructible_v<T>
-  : data_(std::in_place_index<0>) {}
+  Result() requires std::is_default_constructible_v<T> : data_(std::in_place_index<0>) {}
 
   Result(T value) : data_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
 
@@ -145,9 +143,13 @@ private:
 };
 
 /// Returns a successful `Result<void>`.
-inline Result<void> ok() { return {}; }
+inline Result<void> ok() {
+  return {};
+}
 
 /// Builds an `Error`; reads well at a return: `return fail(ErrorCode::kNotFound, "...")`.
-inline Error fail(ErrorCode code, std::string message) { return Error{code, std::move(message)}; }
+inline Error fail(ErrorCode code, std::string message) {
+  return Error{code, std::move(message)};
+}
 
 }  // namespace spawn

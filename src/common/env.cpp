@@ -33,12 +33,11 @@ Result<std::int64_t> env_int(std::string_view name, std::int64_t fallback, std::
   const char* end = value->data() + value->size();
   auto [ptr, ec] = std::from_chars(value->data(), end, parsed);
   if (ec != std::errc() || ptr != end) {
-    return fail(ErrorCode::kConfig,
-                std::string(name) + "='" + *value + "' is not a whole number");
+    return fail(ErrorCode::kConfig, std::string(name) + "='" + *value + "' is not a whole number");
   }
   if (parsed < min || parsed > max) {
-    return fail(ErrorCode::kConfig, std::string(name) + "=" + *value + " is out of range [" +
-                                        std::to_string(min) + ", " + std::to_string(max) + "]");
+    return fail(ErrorCode::kConfig, std::string(name) + "=" + *value + " is out of range ["
+                                        + std::to_string(min) + ", " + std::to_string(max) + "]");
   }
   return parsed;
 }

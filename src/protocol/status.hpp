@@ -17,7 +17,8 @@ unsigned http_status(ErrorCode code);
 /// the original proxy never does either (PROTOCOL.md §2.2).
 pb::RequestStatus request_status(const Error& error);
 
-/// Returns `RequestStatus{OK, message}`; OK is always set explicitly (the Java SDK reads 0 as an error).
+/// Returns `RequestStatus{OK, message}`; OK is always set explicitly (the Java SDK reads 0 as an
+/// error).
 pb::RequestStatus ok_status(std::string message = {});
 
 }  // namespace spawn::protocol
