@@ -1,0 +1,301 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include <google/protobuf/any.pb.h>
+
+#include "spawn/actor_id.hpp"
+#include "spawn/payload.hpp"
+#include "spawn/result.hpp"
+
+namespace spawn {
+
+/// Options of one invocation.
+struct InvokeOptions {
+  /// Per-invocation metadata: reaches the handler as `Context::metadata()`; not stored. The key
+  /// `request-timeout` (ms) bounds how long the runtime retries an unreachable host.
+  StringMap metadata{};
+  /// Spawns the target from this unnamed actor first if it does not exist yet (`register_ref`).
+  std::string spawn_from{};
+  /// Routes the call to any instance of a pooled actor. Set automatically for pooled actors of
+  /// the node's own system.
+  bool pooled = false;
+};
+
+/// Options of `Client::spawn()`.
+struct SpawnOptions {
+  /// The system of the template; empty: the node's own system.
+  std::string system{};
+  /// Starts the child from this historical revision of its stored state (SQL statestores).
+  std::optional<std::int64_t> revision{};
+};
+
+namespace detail {
+
+class ClientCore;
+
+/// One call as the typed front end hands it to the transport.
+struct CallSpec {
+  enum class Mode : std::uint8_t { kSync, kAsync };
+
+  std::string_view system;
+  std::string_view actor;
+  std::string_view action;
+  std::optional<google::protobuf::Any> payload;
+  /// The payload's type URL before packing ("" for none), to check it against the action.
+  std::string_view payload_type;
+  const InvokeOptions* options = nullptr;
+  Mode mode = Mode::kSync;
+  std::int64_t scheduled_to_ms = 0;
+};
+
+Error reply_missing(std::string_view actor, std::string_view action, std::string_view expected);
+
+inline std::int64_t epoch_ms(std::chrono::system_clock::time_point time) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
+}
+
+}  // namespace detail
+
+class ActorRef;
+
+/// Invokes actors and spawns them: the caller's side of an actor system, the same in both modes.
+///
+/// Every call blocks until the runtime answered (synchronous invocations) or accepted the call
+/// (async, delayed and scheduled ones), and returns errors as values:
+/// kNotFound (no such actor, action or system), kInvalidArgument (a payload of the wrong type,
+/// or a reply of another type than `Out`), kBadHostResponse (the handler threw, returned an
+/// error, or could not read its input), kUnavailable / kTimeout (the proxy or the host cannot
+/// be reached in time), kShuttingDown (the node is stopping).
+///
+/// A Client is a cheap handle (copy it freely) and thread-safe. Don't call it from inside an
+/// action handler: that is refused with kInvalidArgument, since a synchronous call from a
+/// handler can wait on itself; use the Value's effects, pipe or forward instead.
+class Client {
+public:
+  /// Made by `Node::client()`.
+  explicit Client(std::shared_ptr<detail::ClientCore> core) : core_(std::move(core)) {}
+
+  /// Returns the node's own system (the default of `actor()` and `spawn()`).
+  const std::string& system() const;
+
+  /// Returns a handle to actor `name` of the node's own system.
+  ActorRef actor(std::string name) const;
+
+  /// Returns a handle to actor `name` of system `system`.
+  ActorRef actor(std::string system, std::string name) const;
+
+  /// Invokes `action` on `actor` of `system` with `input`, waits for the reply and unpacks it as
+  /// `Out` (void: ignore any reply; `google::protobuf::Any`: take it as it is).
+  template <class Out = void, Payload In>
+  Result<Out> invoke(std::string_view system, std::string_view actor, std::string_view action,
+                     const In& input, const InvokeOptions& options = {}) const {
+    return finish<Out>(call(with_input(system, actor, action, input, options)), actor, action);
+  }
+
+  /// Invokes `action` with no input (Noop); see the other invoke().
+  template <class Out = void>
+  Result<Out> invoke(std::string_view system, std::string_view actor, std::string_view action,
+                     const InvokeOptions& options = {}) const {
+    return finish<Out>(call(no_input(system, actor, action, options)), actor, action);
+  }
+
+  /// Queues `action` on `actor` and returns once it is accepted: in the actor's mailbox, so a
+  /// synchronous call made after this one sees its effect. Its reply and errors are not seen.
+  template <Payload In>
+  Result<void> invoke_async(std::string_view system, std::string_view actor,
+                            std::string_view action, const In& input,
+                            const InvokeOptions& options = {}) const {
+    auto spec = with_input(system, actor, action, input, options);
+    spec.mode = detail::CallSpec::Mode::kAsync;
+    return discard(call(std::move(spec)));
+  }
+
+  /// Queues `action` with no input; see the other invoke_async().
+  Result<void> invoke_async(std::string_view system, std::string_view actor,
+                            std::string_view action, const InvokeOptions& options = {}) const {
+    auto spec = no_input(system, actor, action, options);
+    spec.mode = detail::CallSpec::Mode::kAsync;
+    return discard(call(std::move(spec)));
+  }
+
+  /// Runs `action` at `time` (stored by the runtime before this returns: it survives a restart).
+  /// The actor must exist now (kNotFound otherwise).
+  template <Payload In>
+  Result<void> invoke_at(std::chrono::system_clock::time_point time, std::string_view system,
+                         std::string_view actor, std::string_view action, const In& input,
+                         const InvokeOptions& options = {}) const {
+    auto spec = with_input(system, actor, action, input, options);
+    spec.mode = detail::CallSpec::Mode::kAsync;
+    spec.scheduled_to_ms = detail::epoch_ms(time);
+    return discard(call(std::move(spec)));
+  }
+
+  /// Runs `action` with no input at `time`; see the other invoke_at().
+  Result<void> invoke_at(std::chrono::system_clock::time_point time, std::string_view system,
+                         std::string_view actor, std::string_view action,
+                         const InvokeOptions& options = {}) const {
+    auto spec = no_input(system, actor, action, options);
+    spec.mode = detail::CallSpec::Mode::kAsync;
+    spec.scheduled_to_ms = detail::epoch_ms(time);
+    return discard(call(std::move(spec)));
+  }
+
+  /// Runs `action` `delay` from now; see invoke_at().
+  template <Payload In>
+  Result<void> invoke_after(std::chrono::milliseconds delay, std::string_view system,
+                            std::string_view actor, std::string_view action, const In& input,
+                            const InvokeOptions& options = {}) const {
+    return invoke_at(std::chrono::system_clock::now() + delay, system, actor, action, input,
+                     options);
+  }
+
+  /// Runs `action` with no input `delay` from now; see invoke_at().
+  Result<void> invoke_after(std::chrono::milliseconds delay, std::string_view system,
+                            std::string_view actor, std::string_view action,
+                            const InvokeOptions& options = {}) const {
+    return invoke_at(std::chrono::system_clock::now() + delay, system, actor, action, options);
+  }
+
+  /// Spawns actor `name` from the unnamed actor `parent` (the node's system unless
+  /// `options.system` says otherwise). It activates on its first invocation. Spawning an
+  /// existing name succeeds. kNotFound when `parent` was never registered.
+  Result<void> spawn(std::string_view name, std::string_view parent,
+                     const SpawnOptions& options = {}) const;
+
+private:
+  template <Payload In>
+  static detail::CallSpec with_input(std::string_view system, std::string_view actor,
+                                     std::string_view action, const In& input,
+                                     const InvokeOptions& options) {
+    detail::CallSpec spec{system, actor, action, pack(input), type_url_of<In>(), &options};
+    return spec;
+  }
+
+  static detail::CallSpec no_input(std::string_view system, std::string_view actor,
+                                   std::string_view action, const InvokeOptions& options) {
+    return detail::CallSpec{system, actor, action, std::nullopt, {}, &options};
+  }
+
+  static Result<void> discard(Result<std::optional<google::protobuf::Any>> reply) {
+    if (!reply) {
+      return std::move(reply).error();
+    }
+    return ok();
+  }
+
+  template <class Out>
+  static Result<Out> finish(Result<std::optional<google::protobuf::Any>> reply,
+                            std::string_view actor, std::string_view action) {
+    if constexpr (std::is_void_v<Out>) {
+      return discard(std::move(reply));
+    } else {
+      static_assert(Payload<Out>, "Out is a protobuf message, spawn::Json, or void");
+      if (!reply) {
+        return std::move(reply).error();
+      }
+      if (!reply->has_value()) {
+        return detail::reply_missing(actor, action, type_url_of<Out>());
+      }
+      Result<Out> unpacked = unpack<Out>(**reply);
+      if (!unpacked) {
+        return unpacked.error().with_context("invoke '" + std::string(action) + "' on actor '"
+                                             + std::string(actor) + "': reply");
+      }
+      return unpacked;
+    }
+  }
+
+  Result<std::optional<google::protobuf::Any>> call(detail::CallSpec spec) const;
+
+  std::shared_ptr<detail::ClientCore> core_;
+};
+
+/// A handle to one actor (Orleans' grain reference): invoke it without repeating its name.
+///
+/// ```cpp
+/// auto account = client.actor("account");
+/// spawn::Result<Balance> balance = account.invoke<Balance>("deposit", deposit);
+/// ```
+class ActorRef {
+public:
+  ActorRef(Client client, std::string system, std::string name)
+      : client_(std::move(client)), system_(std::move(system)), name_(std::move(name)) {}
+
+  const std::string& system() const { return system_; }
+
+  const std::string& name() const { return name_; }
+
+  /// See Client::invoke().
+  template <class Out = void, Payload In>
+  Result<Out> invoke(std::string_view action, const In& input,
+                     const InvokeOptions& options = {}) const {
+    return client_.invoke<Out>(system_, name_, action, input, options);
+  }
+
+  /// See Client::invoke().
+  template <class Out = void>
+  Result<Out> invoke(std::string_view action, const InvokeOptions& options = {}) const {
+    return client_.invoke<Out>(system_, name_, action, options);
+  }
+
+  /// See Client::invoke_async().
+  template <Payload In>
+  Result<void> invoke_async(std::string_view action, const In& input,
+                            const InvokeOptions& options = {}) const {
+    return client_.invoke_async(system_, name_, action, input, options);
+  }
+
+  /// See Client::invoke_async().
+  Result<void> invoke_async(std::string_view action, const InvokeOptions& options = {}) const {
+    return client_.invoke_async(system_, name_, action, options);
+  }
+
+  /// See Client::invoke_at().
+  template <Payload In>
+  Result<void> invoke_at(std::chrono::system_clock::time_point time, std::string_view action,
+                         const In& input, const InvokeOptions& options = {}) const {
+    return client_.invoke_at(time, system_, name_, action, input, options);
+  }
+
+  /// See Client::invoke_at().
+  Result<void> invoke_at(std::chrono::system_clock::time_point time, std::string_view action,
+                         const InvokeOptions& options = {}) const {
+    return client_.invoke_at(time, system_, name_, action, options);
+  }
+
+  /// See Client::invoke_after().
+  template <Payload In>
+  Result<void> invoke_after(std::chrono::milliseconds delay, std::string_view action,
+                            const In& input, const InvokeOptions& options = {}) const {
+    return client_.invoke_after(delay, system_, name_, action, input, options);
+  }
+
+  /// See Client::invoke_after().
+  Result<void> invoke_after(std::chrono::milliseconds delay, std::string_view action,
+                            const InvokeOptions& options = {}) const {
+    return client_.invoke_after(delay, system_, name_, action, options);
+  }
+
+private:
+  Client client_;
+  std::string system_;
+  std::string name_;
+};
+
+inline ActorRef Client::actor(std::string name) const {
+  return ActorRef(*this, system(), std::move(name));
+}
+
+inline ActorRef Client::actor(std::string system, std::string name) const {
+  return ActorRef(*this, std::move(system), std::move(name));
+}
+
+}  // namespace spawn

@@ -1,0 +1,121 @@
+#include "sdk/client_core.hpp"
+
+#include <utility>
+
+namespace spawn {
+
+namespace pb = protocol::pb;
+namespace pba = protocol::pba;
+
+const std::string& Client::system() const {
+  return core_->system();
+}
+
+Result<std::optional<google::protobuf::Any>> Client::call(detail::CallSpec spec) const {
+  return core_->call(std::move(spec));
+}
+
+Result<void> Client::spawn(std::string_view name, std::string_view parent,
+                           const SpawnOptions& options) const {
+  return core_->spawn(name, parent, options);
+}
+
+}  // namespace spawn
+
+namespace spawn::detail {
+
+namespace pb = protocol::pb;
+namespace pba = protocol::pba;
+
+namespace {
+
+std::string describe(const CallSpec& spec) {
+  return "invoke '" + std::string(spec.action) + "' on actor '" + std::string(spec.actor) + "'";
+}
+
+}  // namespace
+
+Result<void> ClientCore::check(const CallSpec& spec, pb::InvocationRequest& request) const {
+  // Checks that need the actor's definition can only be made for this node's own system.
+  if (request.system().name() != dispatcher_->system()) {
+    return ok();
+  }
+  const ActorSpec* actor = dispatcher_->actor(std::string(spec.actor));
+  if (actor == nullptr && spec.options != nullptr && !spec.options->spawn_from.empty()) {
+    actor = dispatcher_->actor(spec.options->spawn_from);
+  }
+  if (actor == nullptr) {
+    return ok();  // a spawned child, or an unknown actor the runtime reports
+  }
+  if (actor->kind == ActorKind::kPooled) {
+    request.set_pooled(true);
+  }
+  const ActionSpec* action = actor->find(request.action_name());
+  if (action != nullptr && !action->input_type_url.empty() && !spec.payload_type.empty()
+      && spec.payload_type != action->input_type_url) {
+    return fail(ErrorCode::kInvalidArgument, describe(spec) + ": the action takes '"
+                                                 + action->input_type_url + "', not '"
+                                                 + std::string(spec.payload_type) + "'");
+  }
+  return ok();
+}
+
+Result<std::optional<google::protobuf::Any>> ClientCore::call(CallSpec spec) const {
+  if (sdk::Dispatcher::in_handler()) {
+    return fail(ErrorCode::kInvalidArgument,
+                describe(spec)
+                    + ": a Client was called from inside an action handler, where a synchronous "
+                      "call can wait on itself; return an effect, pipe or forward instead");
+  }
+  pb::InvocationRequest request;
+  const std::string system = spec.system.empty() ? dispatcher_->system() : std::string(spec.system);
+  request.mutable_system()->set_name(system);
+  auto* id = request.mutable_actor()->mutable_id();
+  id->set_name(std::string(spec.actor));
+  id->set_system(system);
+  request.set_action_name(std::string(spec.action));
+  if (spec.payload) {
+    *request.mutable_value() = std::move(*spec.payload);
+  } else {
+    request.mutable_noop();
+  }
+  request.set_async(spec.mode == CallSpec::Mode::kAsync);
+  request.set_scheduled_to(spec.scheduled_to_ms);
+  if (spec.options != nullptr) {
+    request.mutable_metadata()->insert(spec.options->metadata.begin(),
+                                       spec.options->metadata.end());
+    request.set_register_ref(spec.options->spawn_from);
+    request.set_pooled(spec.options->pooled);
+  }
+  if (auto checked = check(spec, request); !checked) {
+    return std::move(checked).error();
+  }
+  auto response = transport_->invoke(std::move(request));
+  if (!response) {
+    return std::move(response).error();
+  }
+  if (response->has_value()) {
+    return std::optional<google::protobuf::Any>(std::move(*response->mutable_value()));
+  }
+  return std::optional<google::protobuf::Any>();
+}
+
+Result<void> ClientCore::spawn(std::string_view name, std::string_view parent,
+                               const SpawnOptions& options) const {
+  if (sdk::Dispatcher::in_handler()) {
+    return fail(ErrorCode::kInvalidArgument,
+                "spawn actor '" + std::string(name)
+                    + "': a Client was called from inside an action handler; return an effect "
+                      "with spawn_from() instead");
+  }
+  const std::string system = options.system.empty() ? dispatcher_->system() : options.system;
+  pba::ActorId id;
+  id.set_name(std::string(name));
+  id.set_system(system);
+  id.set_parent(std::string(parent));
+  std::vector<pba::ActorId> ids;
+  ids.push_back(std::move(id));
+  return transport_->spawn(system, std::move(ids), options.revision);
+}
+
+}  // namespace spawn::detail

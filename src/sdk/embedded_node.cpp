@@ -1,0 +1,178 @@
+// Embedded mode: the runtime in this process, with InProcessHost on every shard.
+
+#include <functional>
+#include <future>
+#include <shared_mutex>
+#include <utility>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include "common/env.hpp"
+#include "runtime/runtime.hpp"
+#include "sdk/in_process_host.hpp"
+#include "sdk/node_impl.hpp"
+#include "statestore/make_store.hpp"
+
+namespace spawn::sdk {
+
+namespace pb = protocol::pb;
+namespace pba = protocol::pba;
+
+namespace {
+
+/// Runs `task` on `executor` and blocks this thread until it completes.
+template <class T>
+Result<T> block_on(asio::any_io_executor executor, Task<Result<T>> task) {
+  try {
+    return asio::co_spawn(std::move(executor), std::move(task), asio::use_future).get();
+  } catch (const std::exception& e) {
+    return fail(ErrorCode::kInternal, std::string("unexpected exception: ") + e.what());
+  }
+}
+
+/// The Client's way into the runtime: Runtime::invoke on a shard, awaited from the caller's
+/// thread through a future.
+class EmbeddedTransport final : public Transport {
+public:
+  explicit EmbeddedTransport(runtime::Runtime& runtime) : runtime_(&runtime) {}
+
+  Result<pb::InvocationResponse> invoke(pb::InvocationRequest request) override {
+    std::shared_lock lock(mutex_);
+    if (runtime_ == nullptr) {
+      return stopped();
+    }
+    // Start on the shard that owns the actor (the runtime hashes the same way), so the call
+    // does not hop between shards on its way.
+    const auto& id = request.actor().id();
+    std::size_t shard =
+        std::hash<statestore::ActorKey>{}(statestore::ActorKey{id.system(), id.name()})
+        % runtime_->shard_count();
+    return block_on(runtime_->executor(shard), runtime_->invoke(std::move(request)));
+  }
+
+  Result<void> spawn(std::string system, std::vector<pba::ActorId> ids,
+                     std::optional<std::int64_t> revision) override {
+    std::shared_lock lock(mutex_);
+    if (runtime_ == nullptr) {
+      return stopped();
+    }
+    auto spawned = block_on(runtime_->executor(0), runtime_->spawn(std::move(ids), revision));
+    if (!spawned) {
+      return std::move(spawned).error().with_context("spawn in system '" + system + "'");
+    }
+    return ok();
+  }
+
+  /// Waits for calls in flight, then refuses every new one.
+  void close() {
+    std::unique_lock lock(mutex_);
+    runtime_ = nullptr;
+  }
+
+private:
+  static Error stopped() {
+    return fail(ErrorCode::kShuttingDown, "the node is stopped: invocation refused");
+  }
+
+  std::shared_mutex mutex_;  // guards runtime_: shared by calls, exclusive to close()
+  runtime::Runtime* runtime_;
+};
+
+class EmbeddedNode final : public Node::Impl {
+public:
+  EmbeddedNode(std::shared_ptr<const Dispatcher> dispatcher,
+               std::unique_ptr<statestore::Store> store, EmbeddedOptions options)
+      : options_(std::move(options)), store_(std::move(store)) {
+    runtime::RuntimeOptions runtime_options;
+    runtime_options.shards = options_.threads;
+    runtime_options.shard.node = options_.node_name;
+    runtime_ = std::make_unique<runtime::Runtime>(
+        runtime_options, make_in_process_host_factory(dispatcher), store_.get());
+    transport_ = std::make_shared<EmbeddedTransport>(*runtime_);
+    core_ = std::make_shared<detail::ClientCore>(std::move(dispatcher), transport_);
+  }
+
+  ~EmbeddedNode() override { halt(); }
+
+  EmbeddedNode(const EmbeddedNode&) = delete;
+  EmbeddedNode& operator=(const EmbeddedNode&) = delete;
+
+  Result<void> start(pba::ActorSystem registration) {
+    runtime_->start();
+    return block_on(runtime_->executor(0), runtime_->register_system(std::move(registration)));
+  }
+
+  bool is_embedded() const override { return true; }
+
+  void shutdown() override {
+    if (killed_) {
+      return;
+    }
+    runtime_->begin_shutdown();
+    // drain() must be awaited from outside the shards.
+    asio::io_context io(1);
+    auto drained = asio::co_spawn(io, runtime_->drain(options_.drain_timeout), asio::use_future);
+    io.run();
+    try {
+      drained.get();
+    } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): nothing left to save
+    }
+    halt();
+  }
+
+  void kill() override {
+    killed_ = true;
+    runtime_->begin_shutdown();
+    halt();
+  }
+
+private:
+  /// Refuses client calls (after those in flight) and stops the shard threads; idempotent.
+  void halt() {
+    if (halted_) {
+      return;
+    }
+    halted_ = true;
+    transport_->close();
+    runtime_->stop();
+  }
+
+  EmbeddedOptions options_;
+  std::unique_ptr<statestore::Store> store_;  // outlives the runtime that writes to it
+  std::unique_ptr<runtime::Runtime> runtime_;
+  std::shared_ptr<EmbeddedTransport> transport_;
+  bool killed_ = false;
+  bool halted_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Node::Impl>> make_embedded_node(const ActorSystem& system,
+                                                       EmbeddedOptions options) {
+  auto dispatcher = Dispatcher::make(system.spec());
+  if (!dispatcher) {
+    return std::move(dispatcher).error();
+  }
+  statestore::StoreConfig store_config;
+  store_config.type = options.statestore;
+  store_config.name = options.database;
+  store_config.key_b64 =
+      options.statestore_key ? options.statestore_key : common::env("SPAWN_STATESTORE_KEY");
+  store_config.node = options.node_name;
+  auto store = statestore::make_store(store_config);
+  if (!store) {
+    return std::move(store).error().with_context("embedded node of system '" + system.name()
+                                                 + "': statestore");
+  }
+  auto registration = (*dispatcher)->registration();
+  auto node =
+      std::make_unique<EmbeddedNode>(std::move(*dispatcher), std::move(*store), std::move(options));
+  if (auto started = node->start(std::move(registration)); !started) {
+    return std::move(started).error().with_context("embedded node of system '" + system.name()
+                                                   + "'");
+  }
+  return std::unique_ptr<Node::Impl>(std::move(node));
+}
+
+}  // namespace spawn::sdk

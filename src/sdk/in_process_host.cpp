@@ -1,0 +1,18 @@
+#include "sdk/in_process_host.hpp"
+
+#include <utility>
+
+namespace spawn::sdk {
+
+Task<Result<protocol::pb::ActorInvocationResponse>> InProcessHost::invoke(
+    protocol::pb::ActorInvocation invocation) {
+  co_return dispatcher_->dispatch(std::move(invocation));
+}
+
+runtime::HostFactory make_in_process_host_factory(std::shared_ptr<const Dispatcher> dispatcher) {
+  return [dispatcher = std::move(dispatcher)](asio::any_io_executor) {
+    return std::unique_ptr<runtime::Host>(std::make_unique<InProcessHost>(dispatcher));
+  };
+}
+
+}  // namespace spawn::sdk

@@ -1,0 +1,92 @@
+// The scenario suite in embedded mode: the runtime in this process, SQLite in a temp dir.
+
+#include <memory>
+
+#include "spawn/spawn.hpp"
+
+#include "support/proxy_process.hpp"
+#include "unit/sdk/sdk_scenarios.hpp"
+
+namespace spawn::sdk_test {
+namespace {
+
+// base64 of the 32 bytes "0123456789abcdef0123456789abcdef".
+constexpr const char* kKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+class EmbeddedHarness final : public NodeHarness {
+public:
+  Result<Node> start(const ActorSystem& system) override {
+    EmbeddedOptions options;
+    options.statestore = "sqlite";
+    options.database = (dir_.path() / "state.db").string();
+    options.statestore_key = kKey;
+    options.threads = 2;
+    return Node::embedded(system, options);
+  }
+
+  void crash_backend() override {}  // the node was the whole backend
+
+private:
+  testing::TempDir dir_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Embedded, SdkScenarioTest,
+                         ::testing::Values(Mode{"Embedded",
+                                                [] {
+                                                  return std::make_unique<EmbeddedHarness>();
+                                                }}),
+                         mode_name);
+
+TEST(EmbeddedNodeTest, PersistentStoreWithoutKeyIsAConfigError) {
+  ActorSystem system("keyless");
+  system.actor("echo").action("noop", [](Context<NoState>&) {});
+  testing::TempDir dir;
+  EmbeddedOptions options;
+  options.statestore = "sqlite";
+  options.database = (dir.path() / "state.db").string();
+  options.statestore_key = "";
+  auto node = Node::embedded(system, options);
+  ASSERT_FALSE(node);
+  EXPECT_EQ(node.error().code, ErrorCode::kConfig) << node.error().message;
+}
+
+TEST(EmbeddedNodeTest, StoppedNodeRefusesCalls) {
+  ActorSystem system("stopping");
+  system.actor("echo").action("noop", [](Context<NoState>&) {});
+  auto node = Node::embedded(system);
+  ASSERT_TRUE(node) << node.error().message;
+  Client client = node->client();
+  ASSERT_TRUE(client.actor("echo").invoke("noop"));
+  node->stop();
+  auto refused = client.actor("echo").invoke("noop");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kShuttingDown) << refused.error().message;
+}
+
+TEST(EmbeddedNodeTest, StateSavedAtStopIsLoadedByTheNextNode) {
+  testing::TempDir dir;
+  EmbeddedOptions options;
+  options.statestore = "sqlite";
+  options.database = (dir.path() / "state.db").string();
+  options.statestore_key = kKey;
+  auto make_system = [] {
+    auto system = std::make_unique<ActorSystem>("durable");
+    system->actor<Json>("doc").action(
+        "set", [](Context<Json>& ctx, const Json& in) { return ctx.value().state(in); });
+    return system;
+  };
+  auto system = make_system();
+  {
+    auto node = Node::embedded(*system, options);
+    ASSERT_TRUE(node) << node.error().message;
+    ASSERT_TRUE(node->client().actor("doc").invoke("set", Json{"[1,2]"}));
+  }  // the destructor stops the node gracefully: every actor is saved
+  auto node = Node::embedded(*system, options);
+  ASSERT_TRUE(node) << node.error().message;
+  auto read = node->client().actor("doc").invoke<Json>("get");
+  ASSERT_TRUE(read) << read.error().message;
+  EXPECT_EQ(read->text, "[1,2]");
+}
+
+}  // namespace
+}  // namespace spawn::sdk_test
