@@ -1,5 +1,7 @@
 #include "proxy/http_host.hpp"
 
+#include <algorithm>
+
 #include <string_view>
 #include <tuple>
 #include <utility>
@@ -254,7 +256,17 @@ Result<pb::ActorInvocationResponse> HttpHost::decode(const Exchange& answer) {
                 fmt::format("host returned an empty body (HTTP {})", answer.status));
   }
   pb::ActorInvocationResponse response;
-  if (!response.ParseFromString(answer.body)) {
+  const bool parsed = response.ParseFromString(answer.body);
+  if (answer.status >= 400 && !(parsed && response.has_updated_context())) {
+    // A host that failed and said why in text (the C++ SDK's host does): pass the reason on.
+    std::string reason = answer.body.substr(0, 512);
+    std::replace_if(
+        reason.begin(), reason.end(),
+        [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }, ' ');
+    return fail(ErrorCode::kBadHostResponse,
+                fmt::format("host failed (HTTP {}): {}", answer.status, reason));
+  }
+  if (!parsed) {
     return fail(ErrorCode::kBadHostResponse,
                 fmt::format("host returned a body that is not an ActorInvocationResponse ({} "
                             "bytes, HTTP {})",

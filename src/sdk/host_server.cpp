@@ -101,12 +101,13 @@ struct HostServer::Impl {
       return make_response(request, http::status::ok, "application/octet-stream",
                            response->SerializeAsString());
     }
-    // The proxy reads no error text from a host (PROTOCOL.md §4), so the reason is logged here.
+    // The reason goes back as text: our proxy passes it on to the caller; Spawn's own proxy
+    // ignores it, and sees a failed call either way (PROTOCOL.md §4).
     spdlog::warn("sdk host: actor={} action={} failed: {}", actor, action,
                  response.error().message);
     const auto status = response.error().code == ErrorCode::kNotFound ? http::status::not_found
                                                                       : http::status::bad_request;
-    return make_response(request, status, {}, {});
+    return make_response(request, status, "text/plain", response.error().message);
   }
 
   Task<void> session(tcp::socket socket) {

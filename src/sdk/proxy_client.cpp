@@ -77,7 +77,7 @@ Error error_from_proxy(unsigned http_status, const pb::RequestStatus& status) {
              || contains(message, "never been registered")) {
     code = ErrorCode::kNotFound;
   } else if (contains(message, "host returned") || contains(message, "host response")
-             || contains(message, "host sent")) {
+             || contains(message, "host sent") || contains(message, "host failed")) {
     code = ErrorCode::kBadHostResponse;
   } else if (contains(message, "did not answer within")) {
     code = ErrorCode::kTimeout;

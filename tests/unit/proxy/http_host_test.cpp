@@ -248,6 +248,19 @@ TEST_F(HttpHostTest, RejectsEmptyBody) {
   EXPECT_EQ(result.error().message, "host returned an empty body (HTTP 400)");
 }
 
+TEST_F(HttpHostTest, PassesOnTheReasonOfAHostThatFailedInText) {
+  host_.on_raw("refuses", [](const pb::ActorInvocation&) {
+    return host_reply(400, "insufficient funds\nfor account 7");
+  });
+  HttpHost client(io_.get_executor(), options());
+
+  Result<pb::ActorInvocationResponse> result = call(client, make_invocation("refuses"));
+
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, ErrorCode::kBadHostResponse) << result.error().message;
+  EXPECT_EQ(result.error().message, "host failed (HTTP 400): insufficient funds for account 7");
+}
+
 TEST_F(HttpHostTest, RejectsBodyThatIsNotAnActorInvocationResponse) {
   host_.on_raw("garbage",
                [](const pb::ActorInvocation&) { return host_reply(200, "not a protobuf"); });

@@ -414,6 +414,8 @@ TEST_P(SdkScenarioTest, HandlerThatThrowsFailsTheCallNotTheNode) {
   EXPECT_EQ(failed.error().code, ErrorCode::kBadHostResponse) << failed.error().message;
   EXPECT_NE(failed.error().message.find("invoke 'boom' on actor 'account'"), std::string::npos)
       << failed.error().message;
+  EXPECT_NE(failed.error().message.find("the vault is on fire"), std::string::npos)
+      << "the handler's reason reaches the caller in both modes: " << failed.error().message;
   auto after = client().actor("account").invoke<Balance>("deposit", deposit(1));
   ASSERT_TRUE(after) << after.error().message;
   EXPECT_EQ(after->amount(), 1);
