@@ -8,6 +8,7 @@ packages=(
   libboost1.81-dev libprotobuf-dev protobuf-compiler libssl-dev libsqlite3-dev
   libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libprotoc-dev
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev
+  libpq-dev libmariadb-dev postgresql mariadb-server
   wrk clang-format
 )
 

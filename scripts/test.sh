@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/check-format.sh
 scripts/build.sh ci
+eval "$(scripts/start-databases.sh)"
 ctest --test-dir build/ci --output-on-failure --timeout 300 -j "${SPAWN_TEST_JOBS:-2}" "$@"

@@ -43,6 +43,13 @@ int run(const proxy::Config& config) {
   statestore::StoreConfig store_config;
   store_config.type = config.database_type;
   store_config.name = config.database_name;
+  store_config.host = config.database_host;
+  store_config.port = config.database_port;
+  store_config.username = config.database_username;
+  store_config.password = config.database_secret;
+  store_config.pool_size = config.database_pool_size;
+  store_config.ssl = config.database_ssl;
+  store_config.ssl_verify = config.database_ssl_verify;
   store_config.key_b64 = config.statestore_key;
   store_config.node = config.node;
   store_config.group_commit = config.group_commit;

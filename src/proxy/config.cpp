@@ -23,17 +23,29 @@ const std::vector<ConfigVariable>& config_variables() {
       {"PROXY_DEPLOYMENT_MODE", "sidecar", "only 'sidecar' is supported"},
       {"USER_FUNCTION_HOST", "0.0.0.0", "host of the user function (0.0.0.0 means 127.0.0.1)"},
       {"USER_FUNCTION_PORT", "8090", "port of the user function"},
-      {"PROXY_HTTP_CLIENT_ADAPTER_POOL_SIZE", "30",
+      {"PROXY_HTTP_CLIENT_ADAPTER_POOL_SIZE", "128",
        "idle keep-alive connections kept to the user function, per shard"},
       {"SPAWN_PROXY_HOST_TIMEOUT_MS", "60000", "how long one call to the user function may take"},
       {"SPAWN_PROXY_REQUEST_TIMEOUT_MS", "10000",
        "how long an unreachable user function is retried, unless the request's metadata "
        "'request-timeout' says otherwise"},
-      {"PROXY_DATABASE_TYPE", "sqlite", "statestore: sqlite (a file) or memory (nothing kept)"},
-      {"PROXY_DATABASE_NAME", "eigr-functions-db", "sqlite: path of the database file"},
+      {"PROXY_DATABASE_TYPE", "sqlite",
+       "statestore: sqlite (a file), postgres, cockroachdb, mysql, mariadb or memory (nothing "
+       "kept)"},
+      {"PROXY_DATABASE_NAME", "eigr-functions-db",
+       "sqlite: path of the database file; servers: the database (must exist)"},
+      {"PROXY_DATABASE_HOST", "127.0.0.1", "database server host"},
+      {"PROXY_DATABASE_PORT", "(per type)",
+       "database server port: 5432 postgres, 26257 cockroachdb, 3306 mysql/mariadb"},
+      {"PROXY_DATABASE_USERNAME", "admin", "database server user"},
+      {"PROXY_DATABASE_SECRET", "admin", "database server password"},
+      {"PROXY_DATABASE_POOL_SIZE", "4", "database server reader connections (one thread each)"},
+      {"PROXY_DATABASE_SSL", "false", "TLS to the database server"},
+      {"PROXY_DATABASE_SSL_VERIFY", "false",
+       "TLS with the server certificate and host name verified"},
       {"SPAWN_STATESTORE_KEY", "(none)",
-       "base64 of a 32-byte AES-256 key encrypting state at rest; required by sqlite "
-       "(create one: openssl rand -base64 32)"},
+       "base64 of a 32-byte AES-256 key encrypting state at rest; required by every type but "
+       "memory (create one: openssl rand -base64 32)"},
       {"SPAWN_PROXY_GROUP_COMMIT", "true", "batch concurrent state writes into one transaction"},
       {"SPAWN_PROXY_MAX_BODY_BYTES", "8388608", "largest request body accepted (larger: 413)"},
       {"SPAWN_PROXY_SHUTDOWN_DRAIN_MS", "2000",
@@ -83,13 +95,18 @@ Result<Config> Config::from_env() {
   Config config;
   auto port = env_int("PROXY_HTTP_PORT", 9001, 1, 65535);
   auto host_port = env_int("USER_FUNCTION_PORT", 8090, 1, 65535);
-  auto pool = env_int("PROXY_HTTP_CLIENT_ADAPTER_POOL_SIZE", 30, 0, 100000);
+  // Spawn's 30 sizes a whole pool; ours bounds idle connections per shard, and a smaller one
+  // churns connections at 64 concurrent callers (docs/performance.md).
+  auto pool = env_int("PROXY_HTTP_CLIENT_ADAPTER_POOL_SIZE", 128, 0, 100000);
   auto body = env_int("SPAWN_PROXY_MAX_BODY_BYTES", 8 * 1024 * 1024, 1024, 1LL << 31);
   auto shards = env_int("SPAWN_PROXY_SHARDS", 0, 0, 1024);
+  auto database_port = env_int("PROXY_DATABASE_PORT", 0, 0, 65535);
+  auto database_pool = env_int("PROXY_DATABASE_POOL_SIZE", 4, 1, 1024);
   auto host_timeout = env_ms("SPAWN_PROXY_HOST_TIMEOUT_MS", 60000);
   auto request_timeout = env_ms("SPAWN_PROXY_REQUEST_TIMEOUT_MS", 10000);
   auto drain = env_ms("SPAWN_PROXY_SHUTDOWN_DRAIN_MS", 2000);
-  for (const Result<std::int64_t>* value : {&port, &host_port, &pool, &body, &shards}) {
+  for (const Result<std::int64_t>* value :
+       {&port, &host_port, &pool, &body, &shards, &database_port, &database_pool}) {
     if (!*value) {
       return value->error();
     }
@@ -112,6 +129,13 @@ Result<Config> Config::from_env() {
   config.user_function_host = env_or("USER_FUNCTION_HOST", config.user_function_host);
   config.database_type = env_or("PROXY_DATABASE_TYPE", config.database_type);
   config.database_name = env_or("PROXY_DATABASE_NAME", config.database_name);
+  config.database_host = env_or("PROXY_DATABASE_HOST", config.database_host);
+  config.database_port = static_cast<std::uint16_t>(*database_port);
+  config.database_username = env_or("PROXY_DATABASE_USERNAME", config.database_username);
+  config.database_secret = env_or("PROXY_DATABASE_SECRET", config.database_secret);
+  config.database_pool_size = static_cast<std::size_t>(*database_pool);
+  config.database_ssl = env_bool("PROXY_DATABASE_SSL", false);
+  config.database_ssl_verify = env_bool("PROXY_DATABASE_SSL_VERIFY", false);
   config.statestore_key = env("SPAWN_STATESTORE_KEY");
   config.group_commit = env_bool("SPAWN_PROXY_GROUP_COMMIT", true);
   config.log_level = env_or("SPAWN_PROXY_LOGGER_LEVEL", config.log_level);

@@ -20,11 +20,20 @@ struct Config {
   std::string actor_system_name = "spawn-system";
   std::string user_function_host = "0.0.0.0";
   std::uint16_t user_function_port = 8090;
-  std::size_t host_pool_size = 30;
+  std::size_t host_pool_size = 128;
   std::chrono::milliseconds host_timeout{60000};
   std::chrono::milliseconds request_timeout{10000};
   std::string database_type = "sqlite";
   std::string database_name = "eigr-functions-db";
+  /// Database server settings (postgres, cockroachdb, mysql, mariadb); port 0 is the type's
+  /// default (5432, 26257, 3306).
+  std::string database_host = "127.0.0.1";
+  std::uint16_t database_port = 0;
+  std::string database_username = "admin";
+  std::string database_secret = "admin";
+  std::size_t database_pool_size = 4;
+  bool database_ssl = false;
+  bool database_ssl_verify = false;
   std::optional<std::string> statestore_key;
   bool group_commit = true;
   std::string log_level = "info";

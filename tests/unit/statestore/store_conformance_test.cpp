@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -14,6 +15,7 @@
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 
+#include "sql_test_servers.hpp"
 #include "statestore/base64.hpp"
 #include "statestore/make_store.hpp"
 #include "statestore/sqlite/sqlite_store.hpp"
@@ -32,16 +34,31 @@ const std::string kKey = base64_encode(std::string(32, 'a'));
 const std::string kOtherKey = base64_encode(std::string(32, 'b'));
 const std::string kMarker = "PLAINTEXT-MARKER-7f3a9c";
 
+using OpenStore = std::function<Result<std::unique_ptr<Store>>(const std::filesystem::path& dir,
+                                                               const std::string& key_b64)>;
+
 /// One backend under test.
 struct Backend {
   std::string name;
   /// Opens the store kept in `dir` (the same dir reopens the same data when persistent), with
-  /// `key_b64` for backends that encrypt.
-  std::function<Result<std::unique_ptr<Store>>(const std::filesystem::path& dir,
-                                               const std::string& key_b64)>
-      open;
+  /// `key_b64` for backends that encrypt. Server backends keep a database named after `dir`.
+  OpenStore open;
   bool persistent = false;
   bool encrypted = false;
+  /// Every byte the backend keeps for `dir`, for the plaintext checks; unset: the SQLite files.
+  std::function<std::string(const std::filesystem::path& dir)> stored_bytes = nullptr;
+  /// Server backends: why the server is missing, or "" when it is there.
+  std::function<std::string()> missing = nullptr;
+  /// Server backends: drops the database of `dir`.
+  std::function<void(const std::filesystem::path& dir)> cleanup = nullptr;
+  /// Server backends: ends the store's connections server-side.
+  std::function<void(const std::filesystem::path& dir)> end_connections = nullptr;
+  /// Server backends: opens the store of `dir` through 127.0.0.1:`port` instead of the server's
+  /// own address, and the address to forward to.
+  std::function<Result<std::unique_ptr<Store>>(const std::filesystem::path& dir,
+                                               const std::string& key_b64, std::uint16_t port)>
+      open_via = nullptr;
+  std::function<testing::ServerSettings()> server = nullptr;
 };
 
 // Names the backend in test output (GoogleTest would otherwise dump its bytes).
@@ -92,6 +109,93 @@ Backend encrypted_sqlite_backend() {
           true, true};
 }
 
+bool under_ci() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && std::string(ci) == "true";
+}
+
+#if SPAWN_WITH_POSTGRES || SPAWN_WITH_MYSQL
+// A server database per test, named after the test's temp dir (unique on this machine).
+std::string database_name(const std::filesystem::path& dir) {
+  return dir.filename().string();
+}
+
+// A server backend (postgres, cockroachdb or mysql) opened through make_store(), the way the
+// proxy opens it, against the test server in `variable`.
+Backend server_backend(std::string name, std::string type, const char* variable,
+                       void (*create)(const testing::ServerSettings&, const std::string&),
+                       void (*drop)(const testing::ServerSettings&, const std::string&),
+                       std::string (*bytes)(const testing::ServerSettings&, const std::string&),
+                       void (*end)(const testing::ServerSettings&, const std::string&)) {
+  auto server = [variable] {
+    return testing::server_from_env(variable).value();
+  };
+  auto open_via = [type, server, create](const std::filesystem::path& dir,
+                                         const std::string& key_b64,
+                                         std::uint16_t port) -> Result<std::unique_ptr<Store>> {
+    const testing::ServerSettings settings = server();
+    create(settings, database_name(dir));
+    StoreConfig config;
+    config.type = type;
+    config.name = database_name(dir);
+    config.host = settings.host;
+    config.port = port;
+    config.username = settings.user;
+    config.password = settings.password;
+    config.pool_size = 2;
+    config.key_b64 = key_b64;
+    config.node = "node-1";
+    return make_store(config);
+  };
+  Backend backend;
+  backend.name = std::move(name);
+  backend.open = [open_via, server](const std::filesystem::path& dir, const std::string& key_b64) {
+    return open_via(dir, key_b64, server().port);
+  };
+  backend.persistent = true;
+  backend.encrypted = true;
+  backend.stored_bytes = [server, bytes](const std::filesystem::path& dir) {
+    return bytes(server(), database_name(dir));
+  };
+  backend.missing = [variable] {
+    return testing::server_missing(variable);
+  };
+  backend.cleanup = [server, drop](const std::filesystem::path& dir) {
+    drop(server(), database_name(dir));
+  };
+  backend.end_connections = [server, end](const std::filesystem::path& dir) {
+    end(server(), database_name(dir));
+  };
+  backend.open_via = open_via;
+  backend.server = server;
+  return backend;
+}
+#endif
+
+#if SPAWN_WITH_POSTGRES
+Backend postgres_backend() {
+  return server_backend("postgres", "postgres", "SPAWN_TEST_POSTGRES", testing::pg::create_database,
+                        testing::pg::drop_database, testing::pg::table_bytes,
+                        testing::pg::terminate_connections);
+}
+
+// No CockroachDB server runs here: its dialect (no advisory lock, no "C" collation, retries on
+// 40001) runs against PostgreSQL, which accepts the same SQL.
+Backend cockroach_on_postgres_backend() {
+  return server_backend("cockroachdb_on_postgres", "cockroachdb", "SPAWN_TEST_POSTGRES",
+                        testing::pg::create_database, testing::pg::drop_database,
+                        testing::pg::table_bytes, testing::pg::terminate_connections);
+}
+#endif
+
+#if SPAWN_WITH_MYSQL
+Backend mariadb_backend() {
+  return server_backend("mariadb", "mariadb", "SPAWN_TEST_MYSQL", testing::my::create_database,
+                        testing::my::drop_database, testing::my::table_bytes,
+                        testing::my::terminate_connections);
+}
+#endif
+
 Snapshot make_snapshot(std::string data) {
   Snapshot snapshot;
   snapshot.status = ActorStatus::kActivated;
@@ -123,7 +227,34 @@ std::vector<std::string> ids_of(const std::vector<ScheduledInvocation>& invocati
 
 class StoreConformanceTest : public ::testing::TestWithParam<Backend> {
 protected:
-  void SetUp() override { store_ = open(kKey); }
+  void SetUp() override {
+    if (GetParam().missing) {
+      const std::string missing = GetParam().missing();
+      if (!missing.empty()) {
+        server_missing_ = true;
+        if (under_ci()) {
+          FAIL() << "CI=true and the " << GetParam().name << " server is missing: " << missing;
+        }
+        GTEST_SKIP() << missing;
+      }
+    }
+    store_ = open(kKey);
+  }
+
+  void TearDown() override {
+    store_.reset();
+    if (GetParam().cleanup && !server_missing_) {
+      GetParam().cleanup(dir_.path());
+    }
+  }
+
+  // What the backend keeps on disk or in its tables for this test.
+  std::string stored_bytes() const {
+    if (GetParam().stored_bytes) {
+      return GetParam().stored_bytes(dir_.path());
+    }
+    return read_database_files(database_file(dir_.path()));
+  }
 
   std::unique_ptr<Store> open(const std::string& key_b64) {
     Result<std::unique_ptr<Store>> store = GetParam().open(dir_.path(), key_b64);
@@ -181,6 +312,7 @@ protected:
   TempDir dir_;
   std::unique_ptr<Store> store_;
   const ActorKey key_{"spawn-system", "counter"};
+  bool server_missing_ = false;
 };
 
 TEST_P(StoreConformanceTest, LoadOfUnknownActorIsEmpty) {
@@ -422,9 +554,9 @@ TEST_P(StoreConformanceTest, EncryptedFileHoldsNoPlaintext) {
   }
   ASSERT_TRUE(save(key_, make_snapshot("v1 " + kMarker), 0));
   ASSERT_TRUE(save(key_, make_snapshot("v2 " + kMarker), 1));
-  const std::string live = read_database_files(database_file(dir_.path()));
+  const std::string live = stored_bytes();
   store_.reset();
-  const std::string closed = read_database_files(database_file(dir_.path()));
+  const std::string closed = stored_bytes();
 
   ASSERT_FALSE(closed.empty());
   EXPECT_EQ(live.find(kMarker), std::string::npos);
@@ -572,9 +704,9 @@ TEST_P(StoreConformanceTest, EncryptedFileHoldsNoPlaintextScheduledRequest) {
   }
   ASSERT_TRUE(put_scheduled(make_invocation("secret-1", 1, "request " + kMarker)));
   ASSERT_TRUE(put_scheduled(make_invocation("secret-1", 2, "replaced " + kMarker)));
-  const std::string live = read_database_files(database_file(dir_.path()));
+  const std::string live = stored_bytes();
   store_.reset();
-  const std::string closed = read_database_files(database_file(dir_.path()));
+  const std::string closed = stored_bytes();
 
   ASSERT_FALSE(closed.empty());
   EXPECT_EQ(live.find(kMarker), std::string::npos);
@@ -629,9 +761,81 @@ TEST_P(StoreConformanceTest, ConcurrentScheduledPutsAllLand) {
                              }));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, StoreConformanceTest,
-                         ::testing::Values(memory_backend(), sqlite_backend(),
-                                           encrypted_sqlite_backend()),
+TEST_P(StoreConformanceTest, RecoversWhenTheServerEndsItsConnections) {
+  if (!GetParam().end_connections) {
+    GTEST_SKIP() << GetParam().name << " has no server";
+  }
+  save_revisions(key_, 1);
+  ASSERT_TRUE(load(key_));
+
+  // As after a server restart: every connection the store holds is gone.
+  GetParam().end_connections(dir_.path());
+
+  Result<std::int64_t> saved = save(key_, make_snapshot("v2"), 1);
+  ASSERT_TRUE(saved) << saved.error().message;
+  EXPECT_EQ(*saved, 2);
+  GetParam().end_connections(dir_.path());
+  Result<std::optional<Snapshot>> loaded = load(key_);
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  ASSERT_TRUE(loaded->has_value());
+  EXPECT_EQ((*loaded)->data, "v2");
+  ASSERT_TRUE(put_scheduled(make_invocation("after-reconnect", 1)));
+  EXPECT_EQ(due_ids(10), std::vector<std::string>{"after-reconnect"});
+}
+
+TEST_P(StoreConformanceTest, FailsUnavailableWhileTheServerIsAwayAndRecoversWithoutLoss) {
+  if (!GetParam().open_via) {
+    GTEST_SKIP() << GetParam().name << " has no server";
+  }
+  const testing::ServerSettings server = GetParam().server();
+  testing::TcpForwarder network(server.host, server.port);
+  store_.reset();
+  Result<std::unique_ptr<Store>> opened = GetParam().open_via(dir_.path(), kKey, network.port());
+  ASSERT_TRUE(opened) << opened.error().message;
+  store_ = std::move(*opened);
+  save_revisions(key_, 2);
+
+  network.cut();
+  Result<std::int64_t> lost = save(key_, make_snapshot("during outage"), 2);
+  ASSERT_FALSE(lost);
+  EXPECT_EQ(lost.error().code, ErrorCode::kUnavailable) << lost.error().message;
+  EXPECT_NE(lost.error().message.find("127.0.0.1:" + std::to_string(network.port())),
+            std::string::npos)
+      << lost.error().message;
+  Result<std::optional<Snapshot>> unreadable = load(key_);
+  ASSERT_FALSE(unreadable);
+  EXPECT_EQ(unreadable.error().code, ErrorCode::kUnavailable) << unreadable.error().message;
+  Result<void> not_put = put_scheduled(make_invocation("during-outage", 1));
+  ASSERT_FALSE(not_put);
+  EXPECT_EQ(not_put.error().code, ErrorCode::kUnavailable) << not_put.error().message;
+
+  network.restore();
+  // Nothing acknowledged was lost, and nothing that failed was applied.
+  Result<std::optional<Snapshot>> loaded = load(key_);
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  ASSERT_TRUE(loaded->has_value());
+  EXPECT_EQ((*loaded)->revision, 2);
+  EXPECT_EQ((*loaded)->data, "v2");
+  Result<std::int64_t> saved = save(key_, make_snapshot("v3"), 2);
+  ASSERT_TRUE(saved) << saved.error().message;
+  EXPECT_EQ(*saved, 3);
+  EXPECT_EQ(due_ids(10), std::vector<std::string>{});
+}
+
+// Every backend this build has (SPAWN_WITH_POSTGRES, SPAWN_WITH_MYSQL).
+std::vector<Backend> all_backends() {
+  std::vector<Backend> backends = {memory_backend(), sqlite_backend(), encrypted_sqlite_backend()};
+#if SPAWN_WITH_POSTGRES
+  backends.push_back(postgres_backend());
+  backends.push_back(cockroach_on_postgres_backend());
+#endif
+#if SPAWN_WITH_MYSQL
+  backends.push_back(mariadb_backend());
+#endif
+  return backends;
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreConformanceTest, ::testing::ValuesIn(all_backends()),
                          [](const ::testing::TestParamInfo<Backend>& backend) {
                            return backend.param.name;
                          });

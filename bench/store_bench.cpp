@@ -1,0 +1,217 @@
+// spawn-store-bench: durable state writes per second and load latency of each statestore, in
+// one run on one machine, with group commit on and off (docs/performance.md, "Statestores").
+//
+// Every store is opened with make_store(), as the proxy opens it (so writes are encrypted), and
+// driven from one io_context thread, as a shard drives it. Writes: `--concurrency` coroutines
+// each save their own actor revision after revision for `--seconds`; a save counts only once the
+// store acknowledged it, which it does after COMMIT. Loads: one coroutine loads random actors one
+// at a time; the latency of each is recorded.
+//
+// Servers come from SPAWN_TEST_POSTGRES / SPAWN_TEST_MYSQL ("host=... port=... user=...
+// password=... dbname=...", see scripts/start-databases.sh); a backend whose variable is unset is
+// skipped. SQLite writes a file under --dir (default /var/tmp: a disk, not tmpfs).
+//
+//   spawn-store-bench [--seconds 5] [--concurrency 64] [--loads 2000] [--dir /var/tmp]
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <unistd.h>
+
+#include "common/asio.hpp"
+#include "statestore/make_store.hpp"
+
+namespace {
+
+using namespace spawn;  // NOLINT: a benchmark program
+using Clock = std::chrono::steady_clock;
+
+struct Settings {
+  double seconds = 5;
+  int concurrency = 64;
+  int loads = 2000;
+  std::string dir = "/var/tmp";
+};
+
+// Fills the server fields of `config` from "key=value ..." in `variable`; false when unset.
+bool server_from_env(const char* variable, statestore::StoreConfig& config) {
+  const char* raw = std::getenv(variable);
+  if (raw == nullptr || *raw == '\0') {
+    return false;
+  }
+  std::istringstream words(raw);
+  std::string word;
+  config.name = "spawn_it";
+  while (words >> word) {
+    const auto eq = word.find('=');
+    if (eq == std::string::npos) {
+      continue;
+    }
+    const std::string key = word.substr(0, eq);
+    const std::string value = word.substr(eq + 1);
+    if (key == "host") {
+      config.host = value;
+    } else if (key == "port") {
+      config.port = static_cast<std::uint16_t>(std::atoi(value.c_str()));
+    } else if (key == "user") {
+      config.username = value;
+    } else if (key == "password") {
+      config.password = value;
+    } else if (key == "dbname") {
+      config.name = value;
+    }
+  }
+  return true;
+}
+
+statestore::Snapshot make_snapshot(int revision) {
+  statestore::Snapshot snapshot;
+  snapshot.status = statestore::ActorStatus::kActivated;
+  snapshot.tags = {{"bench", "true"}};
+  snapshot.has_state = true;
+  snapshot.type_url = "type.googleapis.com/bench.Counter";
+  // A small protobuf-sized state, like a counter actor's.
+  snapshot.data = std::string(64, 'x') + std::to_string(revision);
+  return snapshot;
+}
+
+// One actor's writer: saves revision after revision until `deadline`; counts acknowledged saves.
+Task<void> write_loop(statestore::Store* store, statestore::ActorKey key,
+                      Clock::time_point deadline, long* writes, long* failures) {
+  std::int64_t revision = 0;
+  while (Clock::now() < deadline) {
+    Result<std::int64_t> saved =
+        co_await store->save(key, make_snapshot(static_cast<int>(revision + 1)), revision);
+    if (!saved) {
+      ++*failures;
+      co_return;
+    }
+    revision = *saved;
+    ++*writes;
+  }
+}
+
+Task<void> load_loop(statestore::Store* store, std::string system, int actors, int loads,
+                     std::vector<double>* micros, long* failures) {
+  std::mt19937 random(42);
+  for (int i = 0; i < loads; ++i) {
+    const statestore::ActorKey key{system, "actor-" + std::to_string(random() % actors)};
+    const auto start = Clock::now();
+    Result<std::optional<statestore::Snapshot>> loaded = co_await store->load(key);
+    micros->push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+    if (!loaded || !loaded->has_value()) {
+      ++*failures;
+    }
+  }
+}
+
+double percentile(std::vector<double> values, double p) {
+  if (values.empty()) {
+    return 0;
+  }
+  std::sort(values.begin(), values.end());
+  return values[static_cast<std::size_t>(p * static_cast<double>(values.size() - 1))];
+}
+
+void run(const std::string& label, statestore::StoreConfig config, const Settings& settings) {
+  Result<std::unique_ptr<statestore::Store>> store = statestore::make_store(config);
+  if (!store) {
+    std::printf("%-9s %-5s  cannot open: %s\n", label.c_str(), config.group_commit ? "on" : "off",
+                store.error().message.c_str());
+    return;
+  }
+  // Actors of their own on every run, so runs never conflict with what earlier ones stored.
+  const std::string system =
+      "bench-" + std::to_string(Clock::now().time_since_epoch().count()) + "-" + label;
+  long writes = 0;
+  long failures = 0;
+  {
+    asio::io_context io;
+    const auto start = Clock::now();
+    const auto deadline = start
+                          + std::chrono::duration_cast<Clock::duration>(
+                              std::chrono::duration<double>(settings.seconds));
+    for (int i = 0; i < settings.concurrency; ++i) {
+      asio::co_spawn(io,
+                     write_loop(store->get(), {system, "actor-" + std::to_string(i)}, deadline,
+                                &writes, &failures),
+                     asio::detached);
+    }
+    io.run();
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    std::vector<double> micros;
+    asio::io_context load_io;
+    asio::co_spawn(
+        load_io,
+        load_loop(store->get(), system, settings.concurrency, settings.loads, &micros, &failures),
+        asio::detached);
+    load_io.run();
+    std::printf("%-9s %-5s  %9.0f writes/s  load p50 %7.0f us  p99 %7.0f us  failures %ld\n",
+                label.c_str(), config.group_commit ? "on" : "off",
+                static_cast<double>(writes) / elapsed, percentile(micros, 0.5),
+                percentile(micros, 0.99), failures);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Settings settings;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    const char* value = argv[i + 1];
+    if (flag == "--seconds") {
+      settings.seconds = std::atof(value);
+    } else if (flag == "--concurrency") {
+      settings.concurrency = std::atoi(value);
+    } else if (flag == "--loads") {
+      settings.loads = std::atoi(value);
+    } else if (flag == "--dir") {
+      settings.dir = value;
+    } else {
+      std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
+      return 2;
+    }
+  }
+  std::printf("concurrency %d, %.1f s per run, %d loads; writes are durable when counted\n",
+              settings.concurrency, settings.seconds, settings.loads);
+  const std::string key = "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE=";  // 32 x 'a'
+  const std::filesystem::path sqlite_dir =
+      std::filesystem::path(settings.dir) / ("spawn-store-bench-" + std::to_string(getpid()));
+  for (const bool group_commit : {true, false}) {
+    statestore::StoreConfig sqlite;
+    sqlite.type = "sqlite";
+    sqlite.name = (sqlite_dir / (group_commit ? "on.db" : "off.db")).string();
+    sqlite.key_b64 = key;
+    sqlite.group_commit = group_commit;
+    run("sqlite", sqlite, settings);
+
+    statestore::StoreConfig postgres;
+    postgres.type = "postgres";
+    postgres.key_b64 = key;
+    postgres.group_commit = group_commit;
+    if (server_from_env("SPAWN_TEST_POSTGRES", postgres)) {
+      run("postgres", postgres, settings);
+    }
+
+    statestore::StoreConfig mariadb;
+    mariadb.type = "mariadb";
+    mariadb.key_b64 = key;
+    mariadb.group_commit = group_commit;
+    if (server_from_env("SPAWN_TEST_MYSQL", mariadb)) {
+      run("mariadb", mariadb, settings);
+    }
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(sqlite_dir, ec);
+  return 0;
+}

@@ -1,0 +1,224 @@
+#pragma once
+
+// The machinery the thread-backed stores (SQLite, PostgreSQL, MySQL) share: requests that carry
+// a suspended caller to a store thread, the queue between callers and those threads, and submit(),
+// which suspends the caller until a store thread completes its request. Only backends include it.
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+
+#include "spawn/result.hpp"
+
+#include "common/asio.hpp"
+#include "statestore/store.hpp"
+
+namespace spawn::statestore {
+
+/// A suspended caller: its completion handler plus a tracked executor that keeps its execution
+/// context from running out of work until the result is delivered. Made by make_completion().
+template <class T>
+class Completion {
+public:
+  Completion(asio::any_io_executor tracked_executor,
+             asio::any_completion_handler<void(Result<T>)> handler)
+      : executor_(std::move(tracked_executor)), handler_(std::move(handler)) {}
+
+  /// Delivers `result` on the caller's executor. Called once, from a store thread: the handler
+  /// resumes a coroutine that belongs to another thread, so it is posted, never invoked here.
+  void complete(Result<T> result) {
+    asio::any_io_executor executor = executor_;
+    // `work` keeps the caller's context running until the handler has run.
+    asio::post(executor,
+               [handler = std::move(handler_), result = std::move(result),
+                work = std::move(executor_)]() mutable { std::move(handler)(std::move(result)); });
+  }
+
+private:
+  asio::any_io_executor executor_;
+  asio::any_completion_handler<void(Result<T>)> handler_;
+};
+
+/// Wraps the completion handler of an awaiting coroutine; call it on the caller's thread.
+template <class T, class Handler>
+Completion<T> make_completion(Handler handler) {
+  // A custom operation must count as work itself: without this, io_context::run() would return
+  // while the coroutine still waits for the store.
+  asio::any_io_executor tracked = asio::prefer(asio::get_associated_executor(handler),
+                                               asio::execution::outstanding_work.tracked);
+  return Completion<T>(std::move(tracked), std::move(handler));
+}
+
+// What the store threads are asked to do. Each request is one of these payloads plus the
+// completion of the coroutine waiting for it (Op).
+
+/// A save, with its tags already serialized (so bad tags fail only that save, on the caller).
+struct Save {
+  ActorKey key;
+  Snapshot snapshot;
+  std::string tags_json;
+  std::int64_t expected_revision = 0;
+};
+
+struct PutScheduled {
+  ScheduledInvocation invocation;
+};
+
+struct RemoveScheduled {
+  std::vector<std::string> ids;
+};
+
+/// The revision a Load asks for when it wants the newest.
+inline constexpr std::int64_t kNewest = 0;
+
+struct Load {
+  ActorKey key;
+  /// kNewest, or the revision wanted.
+  std::int64_t revision = kNewest;
+};
+
+struct DueScheduled {
+  std::int64_t until_ms = 0;
+  std::int64_t limit = 0;
+};
+
+struct CountScheduled {};
+
+/// A payload and the caller waiting for its `Result<T>`.
+template <class Payload, class T>
+struct Op {
+  Payload payload;
+  Completion<T> completion;
+};
+
+using SaveOp = Op<Save, std::int64_t>;
+using PutScheduledOp = Op<PutScheduled, void>;
+using RemoveScheduledOp = Op<RemoveScheduled, void>;
+using LoadOp = Op<Load, std::optional<Snapshot>>;
+using DueScheduledOp = Op<DueScheduled, std::vector<ScheduledInvocation>>;
+using CountScheduledOp = Op<CountScheduled, std::int64_t>;
+
+// Every write goes through the one writer thread, so puts and removes of scheduled invocations
+// share transactions (group commit) with snapshot saves.
+using WriteRequest = std::variant<SaveOp, PutScheduledOp, RemoveScheduledOp>;
+using ReadRequest = std::variant<LoadOp, DueScheduledOp, CountScheduledOp>;
+
+/// Returns "<action> state of actor '<system>/<name>'", the context of every per-actor error.
+inline std::string actor_context(std::string_view action, const ActorKey& key) {
+  return std::string(action) + " state of actor '" + key.system + "/" + key.name + "'";
+}
+
+// What a failed write was doing, for its error message.
+inline std::string describe(const Save& save) {
+  return actor_context("save", save.key);
+}
+
+inline std::string describe(const PutScheduled& put) {
+  return "put scheduled invocation '" + put.invocation.id + "'";
+}
+
+inline std::string describe(const RemoveScheduled& remove) {
+  return "remove " + std::to_string(remove.ids.size()) + " scheduled invocation(s)";
+}
+
+inline std::string describe(const WriteRequest& request) {
+  return std::visit([](const auto& op) { return describe(op.payload); }, request);
+}
+
+/// How one write ended inside a transaction that went through: a save's new revision or its
+/// revision conflict (kConflict); 0 for a write of scheduled invocations.
+using WriteOutcome = Result<std::int64_t>;
+
+/// Completes a write request with its outcome, converted to the result type its caller awaits.
+inline void deliver(WriteRequest& request, WriteOutcome outcome) {
+  std::visit(
+      [&outcome](auto& op) {
+        using T = std::decay_t<decltype(op)>;
+        if constexpr (std::is_same_v<T, SaveOp>) {
+          op.completion.complete(std::move(outcome));
+        } else {
+          op.completion.complete(outcome ? ok() : Result<void>(std::move(outcome).error()));
+        }
+      },
+      request);
+}
+
+/// Completes a read request with an error.
+inline void fail_read(ReadRequest& request, const Error& error) {
+  std::visit([&error](auto& op) { op.completion.complete(error); }, request);
+}
+
+/// A mutex-and-condvar queue between the callers and one kind of store thread.
+template <class Request>
+class RequestQueue {
+public:
+  /// Adds a request and wakes one waiting thread.
+  void push(Request request) {
+    {
+      const std::lock_guard lock(mutex_);
+      items_.push_back(std::move(request));
+    }
+    ready_.notify_one();
+  }
+
+  /// Waits for requests and takes up to `max` of them, oldest first. Returns none only once the
+  /// queue is closed and empty.
+  std::vector<Request> pop(std::size_t max) {
+    std::unique_lock lock(mutex_);
+    ready_.wait(lock, [this] { return closed_ || !items_.empty(); });
+    std::vector<Request> taken;
+    const std::size_t count = std::min(max, items_.size());
+    taken.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      taken.push_back(std::move(items_.front()));
+      items_.pop_front();
+    }
+    return taken;
+  }
+
+  /// Lets the threads finish what is queued and then return from pop() empty-handed.
+  void close() {
+    {
+      const std::lock_guard lock(mutex_);
+      closed_ = true;
+    }
+    ready_.notify_all();
+  }
+
+private:
+  std::mutex mutex_;  // guards items_ and closed_
+  std::condition_variable ready_;
+  std::deque<Request> items_;
+  bool closed_ = false;
+};
+
+// submit() queues a request and returns the awaitable that completes with its result. It is a
+// plain function, not a coroutine, on purpose: with GCC 12, an initiation lambda with
+// init-captures written inside a coroutine's co_await expression had its captured strings freed
+// twice (found with valgrind). Keep the lambdas out of coroutine bodies.
+template <class T, class Request, class Payload>
+Task<Result<T>> submit(RequestQueue<Request>& queue, Payload payload) {
+  return asio::async_initiate<decltype(asio::use_awaitable), void(Result<T>)>(
+      [&queue](auto handler, Payload request_payload) {
+        queue.push(Request(Op<Payload, T>{.payload = std::move(request_payload),
+                                          .completion = make_completion<T>(std::move(handler))}));
+      },
+      asio::use_awaitable, std::move(payload));
+}
+
+}  // namespace spawn::statestore
