@@ -10,6 +10,8 @@
 #    with one connection (latency without queueing); once per shard count, each run repeated.
 # 2. Broadcast fan-out to 10,000 subscribers and the firing rate of 100,000 scheduled invocations
 #    (spawn-bench-driver), on the shard count with the best inc rate.
+# 3. The C++ SDK, embedded and as a sidecar host of the proxy (bench/run-sdk.sh, which has its
+#    own settings; its sidecar proxy runs with the shard count chosen in 2).
 #
 # Everything listens on 127.0.0.1 only, every run is bounded, and everything started here is
 # stopped on exit. Settings (environment):
@@ -25,6 +27,7 @@
 #                           connection per load connection; see docs/performance.md)
 #   SPAWN_BENCH_SCHEDULED   scheduled invocations (default 100000); SPAWN_BENCH_SUBSCRIBERS
 #                           broadcast subscribers (default 10000); 0 skips either benchmark
+#   SPAWN_BENCH_SDK         0 skips the SDK benchmark (default 1)
 #   SPAWN_BENCH_PROXY_PORT, SPAWN_BENCH_HOST_PORT (defaults 19101, 19190)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +42,7 @@ host_threads=${SPAWN_BENCH_HOST_THREADS:-1}
 pool_size=${SPAWN_BENCH_POOL_SIZE:-64}
 scheduled=${SPAWN_BENCH_SCHEDULED:-100000}
 subscribers=${SPAWN_BENCH_SUBSCRIBERS:-10000}
+sdk=${SPAWN_BENCH_SDK:-1}
 proxy_port=${SPAWN_BENCH_PROXY_PORT:-19101}
 host_port=${SPAWN_BENCH_HOST_PORT:-19190}
 connections=64
@@ -64,7 +68,7 @@ for tool in wrk curl openssl; do
 done
 
 # --- build -------------------------------------------------------------------------------------
-targets=(spawn-proxy spawn-bench-host spawn-bench-requests spawn-bench-driver)
+targets=(spawn-proxy spawn-bench-host spawn-bench-requests spawn-bench-driver spawn-sdk-bench)
 if [[ -n ${SPAWN_BENCH_BUILD_DIR:-} ]]; then
   build=$SPAWN_BENCH_BUILD_DIR
 else
@@ -238,6 +242,13 @@ if ((subscribers > 0 || scheduled > 0)); then
   fi
   stop_proxy
 fi
+
+sdk_status=0
+if ((sdk)); then
+  log "SDK benchmark (bench/run-sdk.sh)"
+  SPAWN_BENCH_BUILD_DIR=$build SPAWN_SDK_BENCH_PROXY_SHARDS=$best_shards \
+    "$root/bench/run-sdk.sh" >"$work/sdk.md" || sdk_status=$?
+fi
 log "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- report ------------------------------------------------------------------------------------
@@ -305,7 +316,15 @@ if [[ -n $schedule_line ]]; then
     "$(field "$schedule_line" duplicates) ran twice |"
 fi
 
+if [[ -s $work/sdk.md ]]; then
+  cat "$work/sdk.md"
+fi
+
 status=0
+if ((sdk_status != 0)); then
+  log "the SDK benchmark failed (exit status $sdk_status)"
+  status=1
+fi
 if ((error_total > 0)); then
   log "wrk saw $error_total errors in total (see the runs above)"
   status=1

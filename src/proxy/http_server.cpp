@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/socket_base.hpp>
@@ -645,6 +646,24 @@ Result<void> HttpServer::start() {
                 "SPAWN_PROXY_BIND_ADDRESS='" + options_.bind_address + "' is not an IP address");
   }
   tcp::endpoint endpoint(address, options_.port);
+  {
+    // Our listeners share the port with SO_REUSEPORT, which would also let a second proxy share
+    // it silently and take half the connections. A plain bind first finds such a listener.
+    asio::io_context probe_io;
+    tcp::acceptor probe(probe_io);
+    probe.open(endpoint.protocol(), ec);
+    if (!ec) {
+      probe.set_option(asio::socket_base::reuse_address(true), ec);
+    }
+    if (!ec) {
+      probe.bind(endpoint, ec);
+    }
+    if (ec) {
+      return fail(ErrorCode::kUnavailable,
+                  "listen on " + options_.bind_address + ":" + std::to_string(options_.port) + ": "
+                      + ec.message() + " (is another spawn-proxy running? see PROXY_HTTP_PORT)");
+    }
+  }
   for (std::size_t i = 0; i < runtime_.shard_count(); ++i) {
     auto listener = std::make_unique<Listener>(*this, runtime_.executor(i));
     auto opened = listener->open(endpoint);

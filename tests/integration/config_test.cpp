@@ -82,3 +82,22 @@ TEST_F(ProxyConfigTest, MemoryStoreKeepsStateWhileRunning) {
 
 }  // namespace
 }  // namespace spawn::integration
+
+namespace spawn::integration {
+namespace {
+
+class ProxyPortTest : public ProxyTest {};
+
+TEST_F(ProxyPortTest, SecondProxyOnABusyPortRefusesToStartInsteadOfSharingIt) {
+  start_proxy();
+  auto second = launch_proxy(
+      {{"PROXY_HTTP_PORT", std::to_string(proxy_->port())}, {"PROXY_DATABASE_TYPE", "memory"}},
+      /*wait_ready=*/false);
+  const int code = second->wait(std::chrono::seconds(10));
+  EXPECT_EQ(code, 1) << second->log();
+  EXPECT_NE(second->log().find("Address already in use"), std::string::npos) << second->log();
+  EXPECT_TRUE(still_serves());
+}
+
+}  // namespace
+}  // namespace spawn::integration

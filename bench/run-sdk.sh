@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Benchmarks the C++ SDK (spawn-sdk-bench, bench/sdk_bench.cpp) and prints the figures as a
+# Markdown table (docs/performance.md, "SDK"). bench/run.sh runs it as its last step.
+#
+#   bench/run-sdk.sh
+#
+# 1. Embedded: the runtime in the benchmark's process, 1,000 counter actors; calls per second and
+#    latency of `inc` (a state change) and `get` (the default read), with 1, 2, 4, 8 and 64 caller
+#    threads, in memory and in SQLite, with 1 and 2 runtime shards; plus `inc` with checkpoint()
+#    (a durable SQLite write before the reply) at 64 callers.
+# 2. Sidecar: the benchmark serves the same actors to a real spawn-proxy (SQLite store) and calls
+#    them through it: latency of `inc` and `get` with 1 and 16 callers.
+#
+# Everything listens on 127.0.0.1 only and everything started here is stopped on exit.
+# Settings (environment):
+#   SPAWN_BENCH_BUILD_DIR      use binaries already built there (default: build the `ci` preset's
+#                              spawn-proxy and spawn-sdk-bench into build/ci)
+#   SPAWN_SDK_BENCH_SECONDS    seconds per embedded run (default 1.5)
+#   SPAWN_SDK_BENCH_SIDECAR_SECONDS seconds per sidecar run (default 3)
+#   SPAWN_SDK_BENCH_STORES     embedded statestores (default "memory,sqlite")
+#   SPAWN_SDK_BENCH_SHARDS     embedded shard counts (default "1,2")
+#   SPAWN_SDK_BENCH_CALLERS    embedded caller threads (default "1,2,4,8,64")
+#   SPAWN_SDK_BENCH_SIDECAR_CALLERS  sidecar callers (default "1,16")
+#   SPAWN_SDK_BENCH_PROXY_SHARDS     the proxy's SPAWN_PROXY_SHARDS in sidecar mode (default 2)
+#   SPAWN_SDK_BENCH_POOL_SIZE  the proxy's PROXY_HTTP_CLIENT_ADAPTER_POOL_SIZE (default: unset,
+#                              the proxy's default)
+#   SPAWN_SDK_BENCH_MODES      "embedded sidecar" (default) or either one
+#   SPAWN_SDK_BENCH_PROXY_PORT, SPAWN_SDK_BENCH_HOST_PORT (defaults 19102, 19191)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+seconds=${SPAWN_SDK_BENCH_SECONDS:-1.5}
+sidecar_seconds=${SPAWN_SDK_BENCH_SIDECAR_SECONDS:-3}
+stores=${SPAWN_SDK_BENCH_STORES:-memory,sqlite}
+shards=${SPAWN_SDK_BENCH_SHARDS:-1,2}
+callers=${SPAWN_SDK_BENCH_CALLERS:-1,2,4,8,64}
+sidecar_callers=${SPAWN_SDK_BENCH_SIDECAR_CALLERS:-1,16}
+proxy_shards=${SPAWN_SDK_BENCH_PROXY_SHARDS:-2}
+pool_size=${SPAWN_SDK_BENCH_POOL_SIZE:-}
+modes=${SPAWN_SDK_BENCH_MODES:-"embedded sidecar"}
+proxy_port=${SPAWN_SDK_BENCH_PROXY_PORT:-19102}
+host_port=${SPAWN_SDK_BENCH_HOST_PORT:-19191}
+cores=$(nproc)
+
+log() { echo "bench-sdk: $*" >&2; }
+die() {
+  log "$*"
+  if [[ -s ${work:-}/proxy.log ]]; then
+    log "last lines of the proxy's log:"
+    tail -n 20 "$work/proxy.log" >&2
+  fi
+  exit 1
+}
+
+for tool in curl openssl; do
+  command -v "$tool" >/dev/null || die "$tool is missing (scripts/setup.sh installs it)"
+done
+
+# --- build -------------------------------------------------------------------------------------
+targets=(spawn-proxy spawn-sdk-bench)
+if [[ -n ${SPAWN_BENCH_BUILD_DIR:-} ]]; then
+  build=$SPAWN_BENCH_BUILD_DIR
+else
+  build=$root/build/ci
+  log "building ${targets[*]} with the ci preset into $build"
+  cmake --preset ci >/dev/null
+  cmake --build --preset ci -j "${SPAWN_BUILD_JOBS:-$(nproc)}" --target "${targets[@]}" >/dev/null
+fi
+proxy_bin=$build/apps/spawn-proxy/spawn-proxy
+bench_bin=$build/bench/spawn-sdk-bench
+for bin in "$proxy_bin" "$bench_bin"; do
+  [[ -x $bin ]] || die "$bin is missing; build with -DSPAWN_BUILD_BENCH=ON"
+done
+
+# --- processes ---------------------------------------------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/spawn-bench-sdk.XXXXXX")
+proxy_pid=""
+
+stop_pid() {
+  local pid=$1
+  [[ -n $pid ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# shellcheck disable=SC2317  # called by the trap
+cleanup() {
+  stop_pid "$proxy_pid"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+results=$work/results.txt
+: >"$results"
+status=0
+
+log "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ " $modes " == *" embedded "* ]]; then
+  SPAWN_STATESTORE_KEY=$(openssl rand -base64 32) "$bench_bin" embedded --stores "$stores" \
+    --shards "$shards" --callers "$callers" --seconds "$seconds" --dir "$work" >>"$results" ||
+    status=1
+fi
+
+if [[ " $modes " == *" sidecar "* ]]; then
+  port_busy "$proxy_port" && die "port $proxy_port is in use (set SPAWN_SDK_BENCH_PROXY_PORT)"
+  port_busy "$host_port" && die "port $host_port is in use (set SPAWN_SDK_BENCH_HOST_PORT)"
+  pool_env=()
+  [[ -n $pool_size ]] && pool_env=("PROXY_HTTP_CLIENT_ADAPTER_POOL_SIZE=$pool_size")
+  env PROXY_HTTP_PORT="$proxy_port" SPAWN_PROXY_BIND_ADDRESS=127.0.0.1 \
+    USER_FUNCTION_HOST=127.0.0.1 USER_FUNCTION_PORT="$host_port" \
+    PROXY_DATABASE_TYPE=sqlite PROXY_DATABASE_NAME="$work/state.sqlite" \
+    SPAWN_STATESTORE_KEY="$(openssl rand -base64 32)" SPAWN_PROXY_SHARDS="$proxy_shards" \
+    SPAWN_PROXY_LOGGER_LEVEL=warning SPAWN_PROXY_SHUTDOWN_DRAIN_MS=0 "${pool_env[@]}" \
+    "$proxy_bin" 2>>"$work/proxy.log" &
+  proxy_pid=$!
+  for _ in $(seq 200); do
+    curl -sf "http://127.0.0.1:$proxy_port/health/readiness" >/dev/null 2>&1 && break
+    kill -0 "$proxy_pid" 2>/dev/null || die "spawn-proxy exited"
+    sleep 0.05
+  done
+  "$bench_bin" sidecar --proxy-port "$proxy_port" --port "$host_port" \
+    --callers "$sidecar_callers" --seconds "$sidecar_seconds" --store sqlite \
+    --shards "$proxy_shards" >>"$results" || status=1
+  stop_pid "$proxy_pid"
+  proxy_pid=""
+fi
+log "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# --- report ------------------------------------------------------------------------------------
+echo
+echo "### SDK: spawn-sdk-bench, 1000 counter actors round-robin, blocking Client"
+echo
+echo "$cores cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); embedded" \
+  "${seconds}s runs, sidecar ${sidecar_seconds}s runs (spawn-proxy with $proxy_shards shard(s)," \
+  "SQLite), one run each. Per core = calls/s / $cores. inc changes the state; get is the default" \
+  "read (no handler); inc_durable waits for a durable write (checkpoint)."
+echo
+echo "| mode | store | shards | callers | action | calls/s | per core | p50 µs | p99 µs |" \
+  "p99.9 µs | errors |"
+echo "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|"
+awk -v cores="$cores" '
+  /^SDK_RESULT/ {
+    delete r
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); r[kv[1]] = kv[2] }
+    printf "| %s | %s | %s | %s | %s | %d | %d | %.0f | %.0f | %.0f | %s |\n", r["mode"], r["store"],
+      r["shards"], r["callers"], r["action"], r["rps"], r["rps"] / cores, r["p50_us"], r["p99_us"],
+      r["p999_us"], r["errors"]
+  }' "$results"
+[[ $status == 0 ]] || log "some SDK calls failed (see FIRST ERROR above)"
+exit $status

@@ -1,0 +1,391 @@
+// spawn-sdk-bench: invocations per second and latency of the C++ SDK's blocking Client, embedded
+// (the runtime in this process) and as the sidecar host of a running spawn-proxy
+// (docs/performance.md, "SDK"). Uses only the public SDK (include/spawn/).
+//
+// The system "sdkbench" has `--actors` named, stateful counter actors "c0", "c1", ... (state
+// Counter, snapshot every 2 s, as examples/counter does). Actions:
+//   inc          adds Add.by to the state and replies with the new state (a state change)
+//   get          the runtime's default action: the current state, answered without a handler
+//   inc_durable  inc with checkpoint(): the reply waits until the state is durable
+// Each of `callers` threads calls in a loop for `--seconds`, round-robin over the actors from its
+// own offset (so one actor's mailbox is never the limit); every call's latency is recorded.
+//
+//   spawn-sdk-bench embedded [--stores memory,sqlite] [--shards 1,2] [--callers 1,2,4,8,64]
+//                            [--actions inc,get] [--durable-callers 64] [--actors 1000]
+//                            [--seconds 1.5] [--dir /var/tmp]
+//   spawn-sdk-bench sidecar --proxy-port P --port H [--callers 1,16] [--actions inc,get]
+//                           [--actors 1000] [--seconds 3] [--store sqlite] [--shards 2]
+//
+// Embedded: one Node per store and shard count (EmbeddedOptions::threads), each with an empty
+// store (SQLite: a new file under --dir; the key is SPAWN_STATESTORE_KEY or a random one);
+// `--durable-callers` runs inc_durable on persistent stores only. Sidecar: the actors are served
+// on port H to the proxy at 127.0.0.1:P (started with USER_FUNCTION_PORT=H); --store and --shards
+// only label the proxy's settings in the output. Every run prints one line on stdout:
+//
+//   SDK_RESULT mode=embedded store=memory shards=1 callers=8 action=inc calls=N seconds=S
+//     rps=R p50_us=.. p99_us=.. p999_us=.. errors=E
+//
+// (one line) and progress on stderr. Exits 1 if any call failed. bench/run-sdk.sh makes the table.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <latch>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+#include <spawn/spawn.hpp>
+
+#include "sdk_bench.pb.h"
+
+namespace {
+
+using spawn::bench::Add;
+using spawn::bench::Counter;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+constexpr const char* kSystem = "sdkbench";
+
+struct Settings {
+  std::string mode;
+  std::vector<std::string> stores{"memory", "sqlite"};
+  std::vector<int> shards{1, 2};
+  std::vector<int> callers;
+  std::vector<std::string> actions{"inc", "get"};
+  std::vector<int> durable_callers{64};
+  int actors = 1000;
+  double seconds = 0;
+  std::string dir = "/var/tmp";
+  int proxy_port = 0;
+  int port = 0;
+  std::string proxy_store = "sqlite";  // labels only, in sidecar mode
+  std::string proxy_shards = "?";
+};
+
+struct Run {
+  long calls = 0;
+  long errors = 0;
+  double seconds = 0;
+  std::vector<std::int64_t> latencies_ns;
+  std::string first_error;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+  std::cerr << "spawn-sdk-bench: " << why
+            << "\nusage: spawn-sdk-bench embedded|sidecar [options] (see bench/sdk_bench.cpp)\n";
+  std::exit(2);
+}
+
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> parts;
+  std::stringstream in(list);
+  std::string part;
+  while (std::getline(in, part, ',')) {
+    if (!part.empty()) {
+      parts.push_back(part);
+    }
+  }
+  return parts;
+}
+
+std::vector<int> split_ints(const std::string& list) {
+  std::vector<int> numbers;
+  for (const auto& part : split(list)) {
+    numbers.push_back(std::stoi(part));
+  }
+  return numbers;
+}
+
+Settings parse(int argc, char** argv) {
+  if (argc < 2) {
+    usage("no mode");
+  }
+  Settings s;
+  s.mode = argv[1];
+  if (s.mode != "embedded" && s.mode != "sidecar") {
+    usage("unknown mode '" + s.mode + "'");
+  }
+  const bool embedded = s.mode == "embedded";
+  s.callers = embedded ? std::vector<int>{1, 2, 4, 8, 64} : std::vector<int>{1, 16};
+  s.seconds = embedded ? 1.5 : 3;
+  for (int i = 2; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (i + 1 >= argc) {
+      usage(arg + " needs a value");
+    }
+    const std::string value = argv[++i];
+    if (arg == "--stores") {
+      s.stores = split(value);
+    } else if (arg == "--shards" && embedded) {
+      s.shards = split_ints(value);
+    } else if (arg == "--shards") {
+      s.proxy_shards = value;
+    } else if (arg == "--store") {
+      s.proxy_store = value;
+    } else if (arg == "--callers") {
+      s.callers = split_ints(value);
+    } else if (arg == "--actions") {
+      s.actions = split(value);
+    } else if (arg == "--durable-callers") {
+      s.durable_callers = split_ints(value);
+    } else if (arg == "--actors") {
+      s.actors = std::stoi(value);
+    } else if (arg == "--seconds") {
+      s.seconds = std::stod(value);
+    } else if (arg == "--dir") {
+      s.dir = value;
+    } else if (arg == "--proxy-port") {
+      s.proxy_port = std::stoi(value);
+    } else if (arg == "--port") {
+      s.port = std::stoi(value);
+    } else {
+      usage("unknown option " + arg);
+    }
+  }
+  if (!embedded && (s.proxy_port == 0 || s.port == 0)) {
+    usage("sidecar mode needs --proxy-port and --port");
+  }
+  return s;
+}
+
+std::string actor_name(int i) {
+  return "c" + std::to_string(i);
+}
+
+spawn::ActorSystem make_system(int actors) {
+  spawn::ActorSystem system(kSystem);
+  for (int i = 0; i < actors; ++i) {
+    system.actor<Counter>(actor_name(i))
+        .deactivate_after(10min)
+        .snapshot_every(2s)
+        .action("inc",
+                [](spawn::Context<Counter>& ctx, const Add& add) {
+                  Counter next = ctx.take_state();
+                  next.set_value(next.value() + add.by());
+                  return ctx.value().state(next).reply(next);
+                })
+        .action("inc_durable", [](spawn::Context<Counter>& ctx, const Add& add) {
+          Counter next = ctx.take_state();
+          next.set_value(next.value() + add.by());
+          return ctx.value().state(next).reply(next).checkpoint();
+        });
+  }
+  return system;
+}
+
+// Calls `action` from `callers` threads for `seconds`, round-robin over the actors.
+Run measure(const spawn::Client& client, const std::vector<std::string>& names,
+            const std::string& action, int callers, double seconds) {
+  std::atomic<bool> stop{false};
+  std::latch ready(callers + 1);
+  std::mutex mutex;
+  Run run;
+  std::vector<std::thread> threads;
+  threads.reserve(callers);
+  for (int t = 0; t < callers; ++t) {
+    threads.emplace_back([&, t] {
+      Add add;
+      add.set_by(1);
+      const std::size_t count = names.size();
+      std::size_t next = static_cast<std::size_t>(t) * count / static_cast<std::size_t>(callers);
+      std::vector<std::int64_t> latencies;
+      latencies.reserve(200000);
+      long errors = 0;
+      std::string first_error;
+      ready.arrive_and_wait();
+      while (!stop.load(std::memory_order_relaxed)) {
+        const std::string& name = names[next];
+        next = next + 1 == count ? 0 : next + 1;
+        const auto start = Clock::now();
+        spawn::Result<Counter> reply = action == "get"
+                                           ? client.invoke<Counter>(kSystem, name, action)
+                                           : client.invoke<Counter>(kSystem, name, action, add);
+        latencies.push_back(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
+        if (!reply) {
+          if (errors++ == 0) {
+            first_error = reply.error().message;
+          }
+        }
+      }
+      std::lock_guard lock(mutex);
+      run.calls += static_cast<long>(latencies.size());
+      run.errors += errors;
+      if (run.first_error.empty()) {
+        run.first_error = first_error;
+      }
+      run.latencies_ns.insert(run.latencies_ns.end(), latencies.begin(), latencies.end());
+    });
+  }
+  ready.arrive_and_wait();
+  const auto start = Clock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& thread : threads) {
+    thread.join();
+  }
+  run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return run;
+}
+
+double percentile_us(std::vector<std::int64_t>& values, double q) {
+  if (values.empty()) {
+    return 0;
+  }
+  auto at =
+      values.begin() + static_cast<std::ptrdiff_t>(q * static_cast<double>(values.size() - 1));
+  std::nth_element(values.begin(), at, values.end());
+  return static_cast<double>(*at) / 1000.0;
+}
+
+// Prints the SDK_RESULT line of one run; returns its error count.
+long report(const std::string& mode, const std::string& store, const std::string& shards,
+            int callers, const std::string& action, Run run) {
+  const double rps = static_cast<double>(run.calls) / run.seconds;
+  std::printf(
+      "SDK_RESULT mode=%s store=%s shards=%s callers=%d action=%s calls=%ld seconds=%.2f rps=%.0f "
+      "p50_us=%.1f p99_us=%.1f p999_us=%.1f errors=%ld\n",
+      mode.c_str(), store.c_str(), shards.c_str(), callers, action.c_str(), run.calls, run.seconds,
+      rps, percentile_us(run.latencies_ns, 0.5), percentile_us(run.latencies_ns, 0.99),
+      percentile_us(run.latencies_ns, 0.999), run.errors);
+  std::fflush(stdout);
+  std::fprintf(stderr, "  %-8s %-6s shards=%s callers=%-2d %-11s %8.0f calls/s%s%s\n", mode.c_str(),
+               store.c_str(), shards.c_str(), callers, action.c_str(), rps,
+               run.errors > 0 ? "  FIRST ERROR: " : "", run.first_error.c_str());
+  return run.errors;
+}
+
+// Activates every actor (one `get` each) and warms the caches with a short run of inc.
+bool warm_up(const spawn::Client& client, const std::vector<std::string>& names) {
+  for (const auto& name : names) {
+    auto got = client.invoke<Counter>(kSystem, name, "get");
+    if (!got) {
+      std::cerr << "spawn-sdk-bench: warm-up get on " << name << ": " << got.error().message
+                << "\n";
+      return false;
+    }
+  }
+  return measure(client, names, "inc", 8, 0.3).errors == 0;
+}
+
+// Base64 of 32 random bytes: a statestore key for this run only.
+std::string random_key() {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::random_device random;
+  std::vector<unsigned char> bytes(32);
+  for (auto& byte : bytes) {
+    byte = static_cast<unsigned char>(random() & 0xff);
+  }
+  std::string out;
+  for (std::size_t i = 0; i < bytes.size(); i += 3) {
+    const unsigned n = (bytes[i] << 16U) | (i + 1 < bytes.size() ? bytes[i + 1] << 8U : 0U)
+                       | (i + 2 < bytes.size() ? bytes[i + 2] : 0U);
+    out += kAlphabet[(n >> 18U) & 63U];
+    out += kAlphabet[(n >> 12U) & 63U];
+    out += i + 1 < bytes.size() ? kAlphabet[(n >> 6U) & 63U] : '=';
+    out += i + 2 < bytes.size() ? kAlphabet[n & 63U] : '=';
+  }
+  return out;
+}
+
+int run_embedded(const Settings& s, const std::vector<std::string>& names) {
+  const char* env_key = std::getenv("SPAWN_STATESTORE_KEY");
+  const std::string key = env_key != nullptr && *env_key != '\0' ? env_key : random_key();
+  long errors = 0;
+  for (const auto& store : s.stores) {
+    for (int shards : s.shards) {
+      const std::filesystem::path db =
+          std::filesystem::path(s.dir)
+          / ("spawn-sdk-bench-" + std::to_string(getpid()) + "-" + std::to_string(shards) + ".db");
+      spawn::EmbeddedOptions options;
+      options.statestore = store;
+      options.threads = static_cast<std::size_t>(shards);
+      if (store != "memory") {
+        options.database = db.string();
+        options.statestore_key = key;
+      }
+      std::fprintf(stderr, "spawn-sdk-bench: embedded store=%s shards=%d\n", store.c_str(), shards);
+      auto node = spawn::Node::embedded(make_system(s.actors), options);
+      if (!node) {
+        std::cerr << "spawn-sdk-bench: cannot start the node: " << node.error().message << "\n";
+        return 1;
+      }
+      const spawn::Client client = node->client();
+      if (!warm_up(client, names)) {
+        return 1;
+      }
+      for (const auto& action : s.actions) {
+        for (int callers : s.callers) {
+          errors += report("embedded", store, std::to_string(shards), callers, action,
+                           measure(client, names, action, callers, s.seconds));
+        }
+      }
+      if (store != "memory") {
+        for (int callers : s.durable_callers) {
+          errors += report("embedded", store, std::to_string(shards), callers, "inc_durable",
+                           measure(client, names, "inc_durable", callers, s.seconds));
+        }
+      }
+      node->stop();
+      for (const char* suffix : {"", "-wal", "-shm"}) {
+        std::error_code ignored;
+        std::filesystem::remove(db.string() + suffix, ignored);
+      }
+    }
+  }
+  return errors == 0 ? 0 : 1;
+}
+
+int run_sidecar(const Settings& s, const std::vector<std::string>& names) {
+  spawn::SidecarOptions options;
+  options.proxy_port = static_cast<std::uint16_t>(s.proxy_port);
+  options.bind_address = "127.0.0.1";
+  options.port = static_cast<std::uint16_t>(s.port);
+  options.registration_attempts = 20;
+  options.registration_interval = 250ms;
+  std::fprintf(stderr, "spawn-sdk-bench: sidecar, proxy at 127.0.0.1:%d, serving on port %d\n",
+               s.proxy_port, s.port);
+  auto node = spawn::Node::sidecar(make_system(s.actors), options);
+  if (!node) {
+    std::cerr << "spawn-sdk-bench: cannot start the node: " << node.error().message << "\n";
+    return 1;
+  }
+  const spawn::Client client = node->client();
+  if (!warm_up(client, names)) {
+    return 1;
+  }
+  long errors = 0;
+  for (const auto& action : s.actions) {
+    for (int callers : s.callers) {
+      errors += report("sidecar", s.proxy_store, s.proxy_shards, callers, action,
+                       measure(client, names, action, callers, s.seconds));
+    }
+  }
+  node->stop();
+  return errors == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Settings settings = parse(argc, argv);
+  std::vector<std::string> names;
+  names.reserve(static_cast<std::size_t>(settings.actors));
+  for (int i = 0; i < settings.actors; ++i) {
+    names.push_back(actor_name(i));
+  }
+  return settings.mode == "embedded" ? run_embedded(settings, names) : run_sidecar(settings, names);
+}
