@@ -1,7 +1,6 @@
 #include "proxy/http_host.hpp"
 
 #include <algorithm>
-
 #include <string_view>
 #include <tuple>
 #include <utility>
