@@ -39,6 +39,21 @@ Task<void> shutdown(proxy::HttpServer& server, runtime::Runtime& runtime,
   spdlog::info("shutdown complete: every actor saved");
 }
 
+void await_second_signal(asio::signal_set& signals, std::chrono::steady_clock::time_point first) {
+  signals.async_wait([&signals, first](const boost::system::error_code& ec, int signal_number) {
+    if (ec) {
+      return;
+    }
+    if (std::chrono::steady_clock::now() - first < std::chrono::seconds(1)) {
+      spdlog::info("signal={} ignored: already shutting down", signal_number);
+      await_second_signal(signals, first);
+      return;
+    }
+    spdlog::error("second signal: exiting without finishing the shutdown");
+    std::_Exit(1);
+  });
+}
+
 int run(const proxy::Config& config) {
   statestore::StoreConfig store_config;
   store_config.type = config.database_type;
@@ -97,13 +112,9 @@ int run(const proxy::Config& config) {
                      }
                      main_io.stop();
                    });
-    // A second signal while shutting down ends the process at once.
-    signals.async_wait([](const boost::system::error_code& again, int) {
-      if (!again) {
-        spdlog::error("second signal: exiting without finishing the shutdown");
-        std::_Exit(1);
-      }
-    });
+    // A second signal while shutting down ends the process at once, but only a deliberate
+    // one: a terminal's Ctrl-C and a supervisor's SIGTERM often arrive together.
+    await_second_signal(signals, std::chrono::steady_clock::now());
   });
   main_io.run();
   runtime.stop();

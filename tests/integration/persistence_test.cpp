@@ -80,6 +80,15 @@ TEST_F(ProxyPersistenceTest, StateSurvivesAGracefulRestart) {
   EXPECT_EQ(json_of(state.value()), "3") << log();
 }
 
+TEST_F(ProxyPersistenceTest, CtrlCTogetherWithSigtermStillSavesEverything) {
+  ASSERT_TRUE(register_actors({durable("durable")}));
+  ASSERT_TRUE(is_ok(invoke("durable", "set", pack_json("42"))));
+  // A terminal's Ctrl-C reaches the whole process group while a supervisor sends SIGTERM.
+  ::kill(proxy_->pid(), SIGINT);
+  restart(SIGTERM, {durable("durable")});
+  EXPECT_EQ(json_of(invoke("durable", "get").value()), "42") << log();
+}
+
 TEST_F(ProxyPersistenceTest, SigtermSavesEveryActiveStatefulActor) {
   ASSERT_TRUE(register_actors({durable("one"), durable("two"), durable("three")}));
   ASSERT_TRUE(is_ok(invoke("one", "set", pack_json("1"))));
