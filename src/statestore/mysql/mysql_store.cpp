@@ -1,17 +1,13 @@
 #include "statestore/mysql/mysql_store.hpp"
 
 #include <algorithm>
-#include <chrono>
-#include <span>
-#include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
 
-#include <spdlog/spdlog.h>
-
 #include "statestore/mysql/mysql_connection.hpp"
 #include "statestore/queued_store.hpp"
+#include "statestore/server_writer.hpp"
 #include "statestore/snapshot_codec.hpp"
 #include "statestore/store_requests.hpp"
 
@@ -82,10 +78,6 @@ constexpr const char* kColumns = "revision, status, node, tags, data_type, data,
 // again before giving up.
 constexpr int kMaxRetries = 8;
 
-void back_off(int attempt) {
-  std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1 << attempt, 100)));
-}
-
 // Runs every pending migration. A named lock keeps two processes that start at once from
 // migrating together.
 Result<void> migrate(Connection& db) {
@@ -152,116 +144,16 @@ Result<Snapshot> snapshot_from(const Rows& rows, std::size_t row) {
 }
 
 /// The write connection; used only by the writer thread.
-class Writer final : public BatchWriter {
+class Writer final : public ServerWriter<Connection> {
 public:
-  explicit Writer(std::unique_ptr<Connection> db) : db_(std::move(db)) {}
-
-  std::size_t write(std::span<WriteRequest> batch) override {
-    std::size_t transactions = 0;
-    std::vector<WriteOutcome> results;
-    results.reserve(batch.size());
-    int retries = 0;
-    bool reconnected = false;
-    for (;;) {
-      if (Result<void> up = db_->ensure_connected(); !up) {
-        fail_all(batch, up.error());
-        return transactions;
-      }
-      ++transactions;
-      results.clear();
-      std::optional<TxFailure> failed = transact(batch, results);
-      if (!failed) {
-        break;
-      }
-      switch (failed->kind) {
-        case TxFailure::kRetry:
-          if (++retries <= kMaxRetries) {
-            back_off(retries);
-            continue;
-          }
-          fail_all(batch, failed->error);
-          return transactions;
-        case TxFailure::kConnectionLost:
-          // Nothing was committed (COMMIT was not sent), so the batch may run again.
-          if (!reconnected) {
-            reconnected = true;
-            spdlog::warn("statestore={} connection lost; reconnecting and retrying {} write(s)",
-                         db_->name(), batch.size());
-            continue;
-          }
-          fail_all(batch, failed->error);
-          return transactions;
-        case TxFailure::kCommitUnknown:
-          fail_all(batch, failed->error);
-          return transactions;
-        case TxFailure::kStatement:
-          if (batch.size() == 1) {
-            fail_all(batch, failed->error);
-            return transactions;
-          }
-          // One failing write must not fail the writes batched with it: retry each on its own.
-          for (WriteRequest& request : batch) {
-            transactions += write(std::span(&request, 1));
-          }
-          return transactions;
-      }
-    }
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      deliver(batch[i], std::move(results[i]));
-    }
-    return transactions;
-  }
+  explicit Writer(std::unique_ptr<Connection> db)
+      : ServerWriter(std::move(db), "START TRANSACTION", kMaxRetries) {}
 
 private:
-  /// Why a transaction did not commit, which decides what write() does next.
-  struct TxFailure {
-    enum Kind : std::uint8_t { kStatement, kRetry, kConnectionLost, kCommitUnknown };
-
-    Kind kind;
-    Error error;
-  };
-
-  static void fail_all(std::span<WriteRequest> batch, const Error& error) {
-    for (WriteRequest& request : batch) {
-      deliver(request, error.with_context(describe(request)));
-    }
-  }
-
-  TxFailure classify(Error error, bool committing) {
-    if (db_->broken()) {
-      if (committing) {
-        error.message += " (while committing: the write may or may not have been applied)";
-        return {TxFailure::kCommitUnknown, std::move(error)};
-      }
-      return {TxFailure::kConnectionLost, std::move(error)};
-    }
+  bool roll_back_retryable() override {
     const unsigned error_number = db_->last_errno();
     (void)db_->exec("ROLLBACK");
-    if (is_retryable(error_number)) {
-      return {TxFailure::kRetry, std::move(error)};
-    }
-    return {TxFailure::kStatement, std::move(error)};
-  }
-
-  std::optional<TxFailure> transact(std::span<WriteRequest> requests,
-                                    std::vector<WriteOutcome>& results) {
-    if (Result<Rows> begun = db_->exec("START TRANSACTION"); !begun) {
-      return classify(std::move(begun).error(), false);
-    }
-    for (WriteRequest& request : requests) {
-      Result<WriteOutcome> applied =
-          std::visit([&](const auto& op) { return apply(op.payload); }, request);
-      if (!applied) {
-        results.clear();
-        return classify(std::move(applied).error(), false);
-      }
-      results.push_back(std::move(*applied));
-    }
-    if (Result<Rows> committed = db_->exec("COMMIT"); !committed) {
-      results.clear();
-      return classify(std::move(committed).error(), true);
-    }
-    return std::nullopt;
+    return is_retryable(error_number);
   }
 
   std::string where(const ActorKey& key) const {
@@ -274,7 +166,7 @@ private:
                                           + std::to_string(stored) + ")");
   }
 
-  Result<WriteOutcome> apply(const Save& save) {
+  Result<WriteOutcome> apply(const Save& save) override {
     const ActorKey& key = save.key;
     const Snapshot& snapshot = save.snapshot;
     const std::string type_url = db_->quote(snapshot.has_state ? snapshot.type_url : "");
@@ -331,7 +223,7 @@ private:
     return WriteOutcome(stored + 1);
   }
 
-  Result<WriteOutcome> apply(const PutScheduled& put) {
+  Result<WriteOutcome> apply(const PutScheduled& put) override {
     const ScheduledInvocation& invocation = put.invocation;
     Result<Rows> put_done = db_->exec(
         "INSERT INTO scheduled_invocations (id, due_ms, `system`, actor, request, inserted_at) "
@@ -348,7 +240,7 @@ private:
     return WriteOutcome(0);
   }
 
-  Result<WriteOutcome> apply(const RemoveScheduled& remove) {
+  Result<WriteOutcome> apply(const RemoveScheduled& remove) override {
     // A few hundred ids per statement keeps each one well below max_allowed_packet.
     constexpr std::size_t kIdsPerStatement = 500;
     for (std::size_t first = 0; first < remove.ids.size(); first += kIdsPerStatement) {
@@ -364,8 +256,6 @@ private:
     }
     return WriteOutcome(0);
   }
-
-  std::unique_ptr<Connection> db_;
 };
 
 /// One read connection; used only by its reader thread.
@@ -374,25 +264,7 @@ public:
   explicit Reader(std::unique_ptr<Connection> db) : db_(std::move(db)) {}
 
   void serve(ReadRequest& request) override {
-    std::visit(
-        [this](auto& op) {
-          using Value = typename std::decay_t<decltype(read(op.payload))>::value_type;
-          Result<Value> result = fail(ErrorCode::kInternal, "not run");
-          // A read is idempotent: when the connection turns out broken (the server restarted
-          // since the last read), reconnect and run it once more.
-          for (int attempt = 0; attempt < 2; ++attempt) {
-            if (Result<void> up = db_->ensure_connected(); !up) {
-              result = up.error();
-              break;
-            }
-            result = read(op.payload);
-            if (result || !db_->broken()) {
-              break;
-            }
-          }
-          op.completion.complete(std::move(result));
-        },
-        request);
+    serve_reconnecting(*db_, request, [this](const auto& payload) { return read(payload); });
   }
 
 private:

@@ -1,17 +1,13 @@
 #include "statestore/postgres/postgres_store.hpp"
 
 #include <algorithm>
-#include <chrono>
-#include <span>
-#include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
 
-#include <spdlog/spdlog.h>
-
 #include "statestore/postgres/pg_connection.hpp"
 #include "statestore/queued_store.hpp"
+#include "statestore/server_writer.hpp"
 #include "statestore/snapshot_codec.hpp"
 #include "statestore/store_requests.hpp"
 
@@ -168,11 +164,6 @@ bool is_serialization_failure(const std::string& sqlstate) {
   return sqlstate == "40001" || sqlstate == "40P01";
 }
 
-// Sleeps a little more on each retry so racing transactions spread out.
-void back_off(int attempt) {
-  std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1 << attempt, 100)));
-}
-
 // Runs every pending migration, each in its own transaction (CockroachDB does not allow a schema
 // change after a write in the same transaction).
 Result<void> migrate(Connection& db, Dialect dialect) {
@@ -265,7 +256,7 @@ Result<Snapshot> snapshot_from(const Rows& rows, int row) {
 }
 
 /// The write connection; used only by the writer thread.
-class Writer final : public BatchWriter {
+class Writer final : public ServerWriter<Connection> {
 public:
   static Result<std::unique_ptr<Writer>> create(std::unique_ptr<Connection> db) {
     for (const auto& [name, sql] :
@@ -279,127 +270,16 @@ public:
     return std::unique_ptr<Writer>(new Writer(std::move(db)));
   }
 
-  std::size_t write(std::span<WriteRequest> batch) override {
-    std::size_t transactions = 0;
-    std::vector<WriteOutcome> results;
-    results.reserve(batch.size());
-    int serialization_retries = 0;
-    bool reconnected = false;
-    for (;;) {
-      if (Result<void> up = db_->ensure_connected(); !up) {
-        fail_all(batch, up.error());
-        return transactions;
-      }
-      ++transactions;
-      results.clear();
-      std::optional<TxFailure> failed = transact(batch, results);
-      if (!failed) {
-        break;
-      }
-      switch (failed->kind) {
-        case TxFailure::kSerialization:
-          if (++serialization_retries <= kMaxSerializationRetries) {
-            back_off(serialization_retries);
-            continue;
-          }
-          fail_all(batch, failed->error);
-          return transactions;
-        case TxFailure::kConnectionLost:
-          // Nothing was committed (COMMIT was not sent), so the batch may run again.
-          if (!reconnected) {
-            reconnected = true;
-            spdlog::warn("statestore={} connection lost; reconnecting and retrying {} write(s)",
-                         db_->name(), batch.size());
-            continue;
-          }
-          fail_all(batch, failed->error);
-          return transactions;
-        case TxFailure::kCommitUnknown:
-          fail_all(batch, failed->error);
-          return transactions;
-        case TxFailure::kStatement:
-          if (batch.size() == 1) {
-            fail_all(batch, failed->error);
-            return transactions;
-          }
-          // One failing write must not fail the writes batched with it: retry each on its own.
-          for (WriteRequest& request : batch) {
-            transactions += write(std::span(&request, 1));
-          }
-          return transactions;
-      }
-    }
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      deliver(batch[i], std::move(results[i]));
-    }
-    return transactions;
-  }
-
 private:
-  /// Why a transaction did not commit, which decides what write() does next.
-  struct TxFailure {
-    enum Kind : std::uint8_t {
-      /// A statement failed (bad data, a constraint): retry the writes one by one.
-      kStatement,
-      /// Serialization failure or deadlock: run the same batch again.
-      kSerialization,
-      /// The connection broke before COMMIT was sent: nothing committed, reconnect and retry.
-      kConnectionLost,
-      /// The connection broke during COMMIT: the outcome is unknown, fail without retrying.
-      kCommitUnknown,
-    };
+  explicit Writer(std::unique_ptr<Connection> db)
+      : ServerWriter(std::move(db), "BEGIN", kMaxSerializationRetries) {}
 
-    Kind kind;
-    Error error;
-  };
-
-  explicit Writer(std::unique_ptr<Connection> db) : db_(std::move(db)) {}
-
-  static void fail_all(std::span<WriteRequest> batch, const Error& error) {
-    for (WriteRequest& request : batch) {
-      deliver(request, error.with_context(describe(request)));
-    }
-  }
-
-  TxFailure classify(Error error, bool committing) {
-    if (db_->broken()) {
-      if (committing) {
-        error.message += " (while committing: the write may or may not have been applied)";
-        return {TxFailure::kCommitUnknown, std::move(error)};
-      }
-      return {TxFailure::kConnectionLost, std::move(error)};
-    }
+  bool roll_back_retryable() override {
     (void)db_->exec("ROLLBACK");
-    if (is_serialization_failure(db_->last_sqlstate())) {
-      return {TxFailure::kSerialization, std::move(error)};
-    }
-    return {TxFailure::kStatement, std::move(error)};
+    return is_serialization_failure(db_->last_sqlstate());
   }
 
-  // Runs `requests` in one transaction, appending each one's outcome to `results`. A revision
-  // conflict is an outcome, not a failure.
-  std::optional<TxFailure> transact(std::span<WriteRequest> requests,
-                                    std::vector<WriteOutcome>& results) {
-    if (Result<Rows> begun = db_->exec("BEGIN"); !begun) {
-      return classify(std::move(begun).error(), false);
-    }
-    for (WriteRequest& request : requests) {
-      Result<WriteOutcome> applied =
-          std::visit([&](const auto& op) { return apply(op.payload); }, request);
-      if (!applied) {
-        results.clear();
-        return classify(std::move(applied).error(), false);
-      }
-      results.push_back(std::move(*applied));
-    }
-    if (Result<Rows> committed = db_->exec("COMMIT"); !committed) {
-      results.clear();
-      return classify(std::move(committed).error(), true);
-    }
-    return std::nullopt;
-  }
-
-  Result<WriteOutcome> apply(const Save& save) {
+  Result<WriteOutcome> apply(const Save& save) override {
     const ActorKey& key = save.key;
     const Snapshot& snapshot = save.snapshot;
     Params params;
@@ -434,7 +314,7 @@ private:
                                                        + ")"));
   }
 
-  Result<WriteOutcome> apply(const PutScheduled& put) {
+  Result<WriteOutcome> apply(const PutScheduled& put) override {
     const ScheduledInvocation& invocation = put.invocation;
     Params params;
     params.text(invocation.id)
@@ -448,7 +328,7 @@ private:
     return WriteOutcome(0);
   }
 
-  Result<WriteOutcome> apply(const RemoveScheduled& remove) {
+  Result<WriteOutcome> apply(const RemoveScheduled& remove) override {
     for (const std::string& id : remove.ids) {
       if (Result<Rows> removed = db_->run("remove_scheduled", Params().text(id)); !removed) {
         return std::move(removed).error();
@@ -456,8 +336,6 @@ private:
     }
     return WriteOutcome(0);
   }
-
-  std::unique_ptr<Connection> db_;
 };
 
 /// One read connection; used only by its reader thread.
@@ -476,25 +354,7 @@ public:
   }
 
   void serve(ReadRequest& request) override {
-    std::visit(
-        [this](auto& op) {
-          using Value = typename std::decay_t<decltype(read(op.payload))>::value_type;
-          Result<Value> result = fail(ErrorCode::kInternal, "not run");
-          // A read is idempotent: when the connection turns out broken (the server restarted
-          // since the last read), reconnect and run it once more.
-          for (int attempt = 0; attempt < 2; ++attempt) {
-            if (Result<void> up = db_->ensure_connected(); !up) {
-              result = up.error();
-              break;
-            }
-            result = read(op.payload);
-            if (result || !db_->broken()) {
-              break;
-            }
-          }
-          op.completion.complete(std::move(result));
-        },
-        request);
+    serve_reconnecting(*db_, request, [this](const auto& payload) { return read(payload); });
   }
 
 private:

@@ -1,30 +1,17 @@
 #include "statestore/sqlite/sqlite_store.hpp"
 
 #include <algorithm>
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <ctime>
-#include <deque>
-#include <limits>
-#include <mutex>
+#include <cstdlib>
 #include <span>
-#include <system_error>
-#include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
 
-#include <boost/asio/any_completion_handler.hpp>
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/associated_executor.hpp>
-#include <boost/asio/async_result.hpp>
-#include <boost/asio/execution/outstanding_work.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/prefer.hpp>
-#include <nlohmann/json.hpp>
-
+#include "statestore/queued_store.hpp"
+#include "statestore/snapshot_codec.hpp"
 #include "statestore/sqlite/connection.hpp"
+#include "statestore/store_requests.hpp"
 
 namespace spawn::statestore::sqlite {
 
@@ -142,69 +129,6 @@ constexpr std::string_view kDueScheduled = R"sql(
 
 constexpr std::string_view kCountScheduled = "SELECT count(*) FROM scheduled_invocations";
 
-std::string actor_context(std::string_view action, const ActorKey& key) {
-  return std::string(action) + " state of actor '" + key.system + "/" + key.name + "'";
-}
-
-std::string_view status_text(ActorStatus status) {
-  switch (status) {
-    case ActorStatus::kActivated:
-      return "ACTIVATED";
-    case ActorStatus::kDeactivated:
-      return "DEACTIVATED";
-    case ActorStatus::kUnknown:
-      break;
-  }
-  return "UNKNOWN";
-}
-
-ActorStatus status_from_text(std::string_view text) {
-  if (text == "ACTIVATED") {
-    return ActorStatus::kActivated;
-  }
-  if (text == "DEACTIVATED") {
-    return ActorStatus::kDeactivated;
-  }
-  return ActorStatus::kUnknown;
-}
-
-Result<std::string> tags_to_json(const std::map<std::string, std::string>& tags) {
-  try {
-    return nlohmann::json(tags).dump();
-  } catch (const nlohmann::json::exception& e) {
-    return fail(ErrorCode::kInvalidArgument, std::string("tags are not valid UTF-8: ") + e.what());
-  }
-}
-
-Result<std::map<std::string, std::string>> tags_from_json(std::string_view text) {
-  const nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded() || !json.is_object()) {
-    return fail(ErrorCode::kDataLoss, "tags column is not a JSON object");
-  }
-  std::map<std::string, std::string> tags;
-  for (const auto& [name, value] : json.items()) {
-    if (!value.is_string()) {
-      return fail(ErrorCode::kDataLoss, "tag '" + name + "' is not a string");
-    }
-    tags.emplace(name, value.get<std::string>());
-  }
-  return tags;
-}
-
-// UTC, ISO 8601 with milliseconds: sorts as text and reads in any SQL console.
-std::string now_utc() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
-  const auto millis =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[40];
-  const std::size_t length = std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &utc);
-  std::snprintf(text + length, sizeof(text) - length, ".%03dZ", static_cast<int>(millis));
-  return text;
-}
-
 // Runs a statement that returns no rows and makes it ready to run again.
 Result<void> run(Statement& statement) {
   Result<bool> stepped = statement.step();
@@ -258,180 +182,19 @@ Result<void> migrate(Connection& db) {
   return db.exec("COMMIT");
 }
 
-/// A suspended caller: its completion handler plus a tracked executor that keeps its execution
-/// context from running out of work until the result is delivered. Made by make_completion().
-template <class T>
-class Completion {
-public:
-  Completion(asio::any_io_executor tracked_executor,
-             asio::any_completion_handler<void(Result<T>)> handler)
-      : executor_(std::move(tracked_executor)), handler_(std::move(handler)) {}
-
-  /// Delivers `result` on the caller's executor. Called once, from a store thread: the handler
-  /// resumes a coroutine that belongs to another thread, so it is posted, never invoked here.
-  void complete(Result<T> result) {
-    asio::any_io_executor executor = executor_;
-    // `work` keeps the caller's context running until the handler has run.
-    asio::post(executor,
-               [handler = std::move(handler_), result = std::move(result),
-                work = std::move(executor_)]() mutable { std::move(handler)(std::move(result)); });
-  }
-
-private:
-  asio::any_io_executor executor_;
-  asio::any_completion_handler<void(Result<T>)> handler_;
-};
-
-/// Wraps the completion handler of an awaiting coroutine; call it on the caller's thread.
-template <class T, class Handler>
-Completion<T> make_completion(Handler handler) {
-  // A custom operation must count as work itself: without this, io_context::run() would return
-  // while the coroutine still waits for the store.
-  asio::any_io_executor tracked = asio::prefer(asio::get_associated_executor(handler),
-                                               asio::execution::outstanding_work.tracked);
-  return Completion<T>(std::move(tracked), std::move(handler));
-}
-
-// What the store threads are asked to do. Each request is one of these payloads plus the
-// completion of the coroutine waiting for it (Op).
-
-struct Save {
-  ActorKey key;
-  Snapshot snapshot;
-  std::string tags_json;
-  std::int64_t expected_revision = 0;
-};
-
-struct PutScheduled {
-  ScheduledInvocation invocation;
-};
-
-struct RemoveScheduled {
-  std::vector<std::string> ids;
-};
-
-// The revision a Load asks for when it wants the newest.
-constexpr std::int64_t kNewest = 0;
-
-struct Load {
-  ActorKey key;
-  /// kNewest, or the revision wanted.
-  std::int64_t revision = kNewest;
-};
-
-struct DueScheduled {
-  std::int64_t until_ms = 0;
-  std::int64_t limit = 0;
-};
-
-struct CountScheduled {};
-
-/// A payload and the caller waiting for its `Result<T>`.
-template <class Payload, class T>
-struct Op {
-  Payload payload;
-  Completion<T> completion;
-};
-
-using SaveOp = Op<Save, std::int64_t>;
-using PutScheduledOp = Op<PutScheduled, void>;
-using RemoveScheduledOp = Op<RemoveScheduled, void>;
-
-// Every write goes through the one writer thread, so puts and removes of scheduled invocations
-// share transactions (group commit) with snapshot saves.
-using WriteRequest = std::variant<SaveOp, PutScheduledOp, RemoveScheduledOp>;
-using ReadRequest = std::variant<Op<Load, std::optional<Snapshot>>,
-                                 Op<DueScheduled, std::vector<ScheduledInvocation>>,
-                                 Op<CountScheduled, std::int64_t>>;
-
-// What a failed write was doing, for its error message.
-std::string describe(const Save& save) {
-  return actor_context("save", save.key);
-}
-
-std::string describe(const PutScheduled& put) {
-  return "put scheduled invocation '" + put.invocation.id + "'";
-}
-
-std::string describe(const RemoveScheduled& remove) {
-  return "remove " + std::to_string(remove.ids.size()) + " scheduled invocation(s)";
-}
-
-std::string describe(const WriteRequest& request) {
-  return std::visit([](const auto& op) { return describe(op.payload); }, request);
-}
-
-/// A mutex-and-condvar queue between the callers and one kind of store thread.
-template <class Request>
-class RequestQueue {
-public:
-  /// Adds a request and wakes one waiting thread.
-  void push(Request request) {
-    {
-      const std::lock_guard lock(mutex_);
-      items_.push_back(std::move(request));
-    }
-    ready_.notify_one();
-  }
-
-  /// Waits for requests and takes up to `max` of them, oldest first. Returns none only once the
-  /// queue is closed and empty.
-  std::vector<Request> pop(std::size_t max) {
-    std::unique_lock lock(mutex_);
-    ready_.wait(lock, [this] { return closed_ || !items_.empty(); });
-    std::vector<Request> taken;
-    const std::size_t count = std::min(max, items_.size());
-    taken.reserve(count);
-    for (std::size_t i = 0; i < count; ++i) {
-      taken.push_back(std::move(items_.front()));
-      items_.pop_front();
-    }
-    return taken;
-  }
-
-  /// Lets the threads finish what is queued and then return from pop() empty-handed.
-  void close() {
-    {
-      const std::lock_guard lock(mutex_);
-      closed_ = true;
-    }
-    ready_.notify_all();
-  }
-
-private:
-  std::mutex mutex_;  // guards items_ and closed_
-  std::condition_variable ready_;
-  std::deque<Request> items_;
-  bool closed_ = false;
-};
-
-// submit() queues a request and returns the awaitable that completes with its result. It is a
-// plain function, not a coroutine, on purpose: with GCC 12, an initiation lambda with
-// init-captures written inside a coroutine's co_await expression had its captured strings freed
-// twice (found with valgrind). Keep the lambdas out of coroutine bodies.
-template <class T, class Request, class Payload>
-Task<Result<T>> submit(RequestQueue<Request>& queue, Payload payload) {
-  return asio::async_initiate<decltype(asio::use_awaitable), void(Result<T>)>(
-      [&queue](auto handler, Payload request_payload) {
-        queue.push(Request(Op<Payload, T>{.payload = std::move(request_payload),
-                                          .completion = make_completion<T>(std::move(handler))}));
-      },
-      asio::use_awaitable, std::move(payload));
-}
-
 /// The write connection and its statements; used only by the writer thread.
-class Writer {
+class Writer final : public BatchWriter {
 public:
-  static Result<Writer> create(Connection db) {
-    Writer writer(std::move(db));
+  static Result<std::unique_ptr<Writer>> create(Connection db) {
+    std::unique_ptr<Writer> writer(new Writer(std::move(db)));
     for (auto [statement, sql] :
-         {std::pair{&writer.select_revision_, kSelectRevision},
-          std::pair{&writer.archive_, kArchive}, std::pair{&writer.upsert_, kUpsert},
-          std::pair{&writer.put_scheduled_, kPutScheduled},
-          std::pair{&writer.remove_scheduled_, kRemoveScheduled},
-          std::pair{&writer.begin_, std::string_view("BEGIN IMMEDIATE")},
-          std::pair{&writer.commit_, std::string_view("COMMIT")}}) {
-      Result<Statement> prepared = writer.db_.prepare(sql);
+         {std::pair{&writer->select_revision_, kSelectRevision},
+          std::pair{&writer->archive_, kArchive}, std::pair{&writer->upsert_, kUpsert},
+          std::pair{&writer->put_scheduled_, kPutScheduled},
+          std::pair{&writer->remove_scheduled_, kRemoveScheduled},
+          std::pair{&writer->begin_, std::string_view("BEGIN IMMEDIATE")},
+          std::pair{&writer->commit_, std::string_view("COMMIT")}}) {
+      Result<Statement> prepared = writer->db_.prepare(sql);
       if (!prepared) {
         return std::move(prepared).error();
       }
@@ -440,10 +203,11 @@ public:
     return writer;
   }
 
-  /// Commits `batch` and completes every request in it. Returns how many transactions it took.
-  std::size_t write(std::span<WriteRequest> batch) {
+  /// Commits `batch` and completes every request in it. Returns how many transactions it took
+  /// (a batch that failed and was retried one by one counts each attempt).
+  std::size_t write(std::span<WriteRequest> batch) override {
     std::size_t transactions = 1;
-    std::vector<Outcome> results;
+    std::vector<WriteOutcome> results;
     results.reserve(batch.size());
     Result<void> committed = transact(batch, results);
     if (!committed) {
@@ -454,7 +218,7 @@ public:
         // One failing write must not fail the writes batched with it: retry each on its own.
         transactions += batch.size();
         for (WriteRequest& request : batch) {
-          std::vector<Outcome> single;
+          std::vector<WriteOutcome> single;
           Result<void> alone = transact(std::span(&request, 1), single);
           if (alone) {
             results.push_back(std::move(single.front()));
@@ -465,34 +229,23 @@ public:
       }
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      std::visit([&](auto& op) { deliver(op, std::move(results[i])); }, batch[i]);
+      deliver(batch[i], std::move(results[i]));
     }
     return transactions;
   }
 
 private:
-  /// How one write ended inside a transaction that went through: a save's new revision or its
-  /// revision conflict (kConflict); 0 for a write of scheduled invocations.
-  using Outcome = Result<std::int64_t>;
-
   /// What apply() did, wrapped so that a conflict (an outcome) can't be mistaken for a SQLite
   /// error (which aborts the transaction).
   struct Applied {
-    Outcome outcome;
+    WriteOutcome outcome;
   };
 
   explicit Writer(Connection db) : db_(std::move(db)) {}
 
-  static void deliver(SaveOp& op, Outcome outcome) { op.completion.complete(std::move(outcome)); }
-
-  template <class Payload>
-  static void deliver(Op<Payload, void>& op, Outcome outcome) {
-    op.completion.complete(outcome ? ok() : Result<void>(std::move(outcome).error()));
-  }
-
   // Runs `requests` in one transaction, appending each one's outcome to `results`. Fails (and
   // rolls back) only on a SQLite error; a revision conflict is an outcome, not a failure.
-  Result<void> transact(std::span<WriteRequest> requests, std::vector<Outcome>& results) {
+  Result<void> transact(std::span<WriteRequest> requests, std::vector<WriteOutcome>& results) {
     if (Result<void> begun = run(begin_); !begun) {
       return begun;
     }
@@ -598,15 +351,15 @@ private:
 };
 
 /// A read connection and its statements; used only by its reader thread.
-class Reader {
+class Reader final : public RequestReader {
 public:
-  static Result<Reader> create(Connection db) {
-    Reader reader(std::move(db));
+  static Result<std::unique_ptr<Reader>> create(Connection db) {
+    std::unique_ptr<Reader> reader(new Reader(std::move(db)));
     for (auto [statement, sql] :
-         {std::pair{&reader.load_, kLoad}, std::pair{&reader.load_revision_, kLoadRevision},
-          std::pair{&reader.due_scheduled_, kDueScheduled},
-          std::pair{&reader.count_scheduled_, kCountScheduled}}) {
-      Result<Statement> prepared = reader.db_.prepare(sql);
+         {std::pair{&reader->load_, kLoad}, std::pair{&reader->load_revision_, kLoadRevision},
+          std::pair{&reader->due_scheduled_, kDueScheduled},
+          std::pair{&reader->count_scheduled_, kCountScheduled}}) {
+      Result<Statement> prepared = reader->db_.prepare(sql);
       if (!prepared) {
         return std::move(prepared).error();
       }
@@ -616,7 +369,7 @@ public:
   }
 
   /// Runs `request` and completes it.
-  void serve(ReadRequest& request) {
+  void serve(ReadRequest& request) override {
     std::visit([this](auto& op) { op.completion.complete(read(op.payload)); }, request);
   }
 
@@ -709,83 +462,6 @@ private:
 
 }  // namespace
 
-class SqliteStore::Impl {
-public:
-  Impl(std::filesystem::path file, Options options, Writer writer, std::vector<Reader> readers)
-      : file_(std::move(file)),
-        options_(std::move(options)),
-        writer_(std::move(writer)),
-        readers_(std::move(readers)) {}
-
-  Impl(const Impl&) = delete;
-  Impl& operator=(const Impl&) = delete;
-
-  // Drains both queues, then joins the threads; members then close the readers' connections
-  // before the writer's, so the last close (the writer's) checkpoints the WAL into the file.
-  ~Impl() {
-    writes_.close();
-    reads_.close();
-    if (writer_thread_.joinable()) {
-      writer_thread_.join();
-    }
-    for (std::thread& thread : reader_threads_) {
-      thread.join();
-    }
-  }
-
-  /// Starts the writer and reader threads. Throws std::system_error when a thread cannot start.
-  void start() {
-    writer_thread_ = std::thread([this] { run_writer(); });
-    for (Reader& reader : readers_) {
-      reader_threads_.emplace_back([this, &reader] { run_reader(reader); });
-    }
-  }
-
-  const std::filesystem::path& file() const { return file_; }
-
-  const Options& options() const { return options_; }
-
-  RequestQueue<WriteRequest>& writes() { return writes_; }
-
-  RequestQueue<ReadRequest>& reads() { return reads_; }
-
-  std::uint64_t transactions() const { return transactions_.load(std::memory_order_relaxed); }
-
-private:
-  void run_writer() {
-    const std::size_t max_batch =
-        options_.group_commit ? std::max<std::size_t>(options_.max_batch, 1) : 1;
-    for (;;) {
-      std::vector<WriteRequest> batch = writes_.pop(max_batch);
-      if (batch.empty()) {
-        return;
-      }
-      transactions_.fetch_add(writer_.write(batch), std::memory_order_relaxed);
-    }
-  }
-
-  void run_reader(Reader& reader) {
-    for (;;) {
-      std::vector<ReadRequest> requests = reads_.pop(1);
-      if (requests.empty()) {
-        return;
-      }
-      reader.serve(requests.front());
-    }
-  }
-
-  std::filesystem::path file_;
-  Options options_;
-  Writer writer_;
-  std::vector<Reader> readers_;
-  RequestQueue<WriteRequest> writes_;
-  RequestQueue<ReadRequest> reads_;
-  std::thread writer_thread_;
-  std::vector<std::thread> reader_threads_;
-  /// Write transactions begun by the writer thread; read by transactions_for_test().
-  std::atomic<std::uint64_t> transactions_ = 0;
-};
-
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(std::filesystem::path file,
                                                        Options options) {
   const std::string context = "open sqlite statestore '" + file.string() + "'";
@@ -820,11 +496,11 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(std::filesystem::path fil
   if (Result<void> migrated = migrate(*db); !migrated) {
     return migrated.error().with_context(context);
   }
-  Result<Writer> writer = Writer::create(std::move(*db));
+  Result<std::unique_ptr<Writer>> writer = Writer::create(std::move(*db));
   if (!writer) {
     return writer.error().with_context(context);
   }
-  std::vector<Reader> readers;
+  std::vector<std::unique_ptr<RequestReader>> readers;
   for (std::size_t i = 0; i < std::max<std::size_t>(options.reader_threads, 1); ++i) {
     Result<Connection> read_db = Connection::open(file, /*create=*/false, busy_ms);
     if (!read_db) {
@@ -833,98 +509,67 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(std::filesystem::path fil
     if (Result<void> read_only = read_db->exec("PRAGMA query_only = ON"); !read_only) {
       return read_only.error().with_context(context);
     }
-    Result<Reader> reader = Reader::create(std::move(*read_db));
+    Result<std::unique_ptr<Reader>> reader = Reader::create(std::move(*read_db));
     if (!reader) {
       return reader.error().with_context(context);
     }
     readers.push_back(std::move(*reader));
   }
-  auto impl =
-      std::make_unique<Impl>(file, std::move(options), std::move(*writer), std::move(readers));
-  try {
-    impl->start();
-  } catch (const std::system_error& e) {
-    return fail(ErrorCode::kInternal, context + ": start threads: " + e.what());
+  // QueuedStore closes the readers' connections before the writer's, so the last close (the
+  // writer's) checkpoints the WAL into the file.
+  Result<std::unique_ptr<QueuedStore>> queued =
+      QueuedStore::start(QueueOptions{.node = std::move(options.node),
+                                      .group_commit = options.group_commit,
+                                      .max_batch = options.max_batch},
+                         std::move(*writer), std::move(readers));
+  if (!queued) {
+    return queued.error().with_context(context);
   }
-  return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
+  return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(file), std::move(*queued)));
 }
 
-SqliteStore::SqliteStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SqliteStore::SqliteStore(std::filesystem::path file, std::unique_ptr<QueuedStore> queued)
+    : file_(std::move(file)), queued_(std::move(queued)) {}
 
 SqliteStore::~SqliteStore() = default;
 
 const std::filesystem::path& SqliteStore::file() const {
-  return impl_->file();
+  return file_;
 }
 
 std::uint64_t SqliteStore::transactions_for_test() const {
-  return impl_->transactions();
+  return queued_->transactions();
 }
 
 Task<Result<std::optional<Snapshot>>> SqliteStore::load(ActorKey key) {
-  return submit<std::optional<Snapshot>>(impl_->reads(), Load{.key = std::move(key)});
+  return queued_->load(std::move(key));
 }
 
 Task<Result<std::optional<Snapshot>>> SqliteStore::load_revision(ActorKey key,
                                                                  std::int64_t revision) {
-  if (revision <= 0) {
-    co_return std::optional<Snapshot>();
-  }
-  Load request{.key = std::move(key), .revision = revision};
-  co_return co_await submit<std::optional<Snapshot>>(impl_->reads(), std::move(request));
+  return queued_->load_revision(std::move(key), revision);
 }
 
 Task<Result<std::int64_t>> SqliteStore::save(ActorKey key, Snapshot snapshot,
                                              std::int64_t expected_revision) {
-  if (expected_revision < 0) {
-    co_return fail(ErrorCode::kInvalidArgument, actor_context("save", key)
-                                                    + ": negative expected revision "
-                                                    + std::to_string(expected_revision));
-  }
-  // Serialized here, not on the writer thread, so bad tags fail only this save.
-  Result<std::string> tags = tags_to_json(snapshot.tags);
-  if (!tags) {
-    co_return tags.error().with_context(actor_context("save", key));
-  }
-  if (snapshot.node.empty()) {
-    snapshot.node = impl_->options().node;
-  }
-  Save request{.key = std::move(key),
-               .snapshot = std::move(snapshot),
-               .tags_json = std::move(*tags),
-               .expected_revision = expected_revision};
-  co_return co_await submit<std::int64_t>(impl_->writes(), std::move(request));
+  return queued_->save(std::move(key), std::move(snapshot), expected_revision);
 }
 
 Task<Result<void>> SqliteStore::put_scheduled(ScheduledInvocation invocation) {
-  if (invocation.id.empty()) {
-    co_return fail(ErrorCode::kInvalidArgument, "put scheduled invocation: the id is empty");
-  }
-  PutScheduled request{.invocation = std::move(invocation)};
-  co_return co_await submit<void>(impl_->writes(), std::move(request));
+  return queued_->put_scheduled(std::move(invocation));
 }
 
 Task<Result<std::vector<ScheduledInvocation>>> SqliteStore::due_scheduled(std::int64_t until_ms,
                                                                           std::size_t limit) {
-  if (limit == 0) {
-    co_return std::vector<ScheduledInvocation>();
-  }
-  constexpr auto kMaxLimit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
-  DueScheduled request{.until_ms = until_ms,
-                       .limit = static_cast<std::int64_t>(std::min(limit, kMaxLimit))};
-  co_return co_await submit<std::vector<ScheduledInvocation>>(impl_->reads(), request);
+  return queued_->due_scheduled(until_ms, limit);
 }
 
 Task<Result<void>> SqliteStore::remove_scheduled(std::vector<std::string> ids) {
-  if (ids.empty()) {
-    co_return ok();
-  }
-  RemoveScheduled request{.ids = std::move(ids)};
-  co_return co_await submit<void>(impl_->writes(), std::move(request));
+  return queued_->remove_scheduled(std::move(ids));
 }
 
 Task<Result<std::int64_t>> SqliteStore::count_scheduled() {
-  return submit<std::int64_t>(impl_->reads(), CountScheduled{});
+  return queued_->count_scheduled();
 }
 
 }  // namespace spawn::statestore::sqlite

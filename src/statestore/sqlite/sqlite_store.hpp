@@ -10,6 +10,10 @@
 
 #include "statestore/store.hpp"
 
+namespace spawn::statestore {
+class QueuedStore;
+}  // namespace spawn::statestore
+
 namespace spawn::statestore::sqlite {
 
 /// Settings of a `SqliteStore`.
@@ -93,11 +97,10 @@ public:
   [[nodiscard]] std::uint64_t transactions_for_test() const;
 
 private:
-  class Impl;
+  SqliteStore(std::filesystem::path file, std::unique_ptr<QueuedStore> queued);
 
-  explicit SqliteStore(std::unique_ptr<Impl> impl);
-
-  std::unique_ptr<Impl> impl_;
+  std::filesystem::path file_;
+  std::unique_ptr<QueuedStore> queued_;
 };
 
 }  // namespace spawn::statestore::sqlite
