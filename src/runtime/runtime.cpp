@@ -498,12 +498,6 @@ Task<void> Runtime::deliver_to_actors(BroadcastMessage message) {
     spdlog::warn("broadcast from actor '{}' to topic '{}': no subscribers", message.caller.name(),
                  topic);
   }
-  if (shutting_down_) {
-    spdlog::warn("broadcast topic={} dropped: shutting down", topic);
-    co_return;
-  }
-  // One hop per owner shard, then a mailbox post per subscriber there (not two hops each).
-  std::vector<std::vector<std::pair<ActorKey, pb::InvocationRequest>>> groups(shards_.size());
   for (const auto& subscriber : subscribers) {
     pb::InvocationRequest request;
     request.mutable_system()->set_name(subscriber.actor.system);
@@ -513,23 +507,10 @@ Task<void> Runtime::deliver_to_actors(BroadcastMessage message) {
     request.set_async(true);
     *request.mutable_caller() = message.caller;
     copy_payload(message.broadcast, request);
-    groups[std::hash<ActorKey>{}(subscriber.actor) % shards_.size()].emplace_back(
-        subscriber.actor, std::move(request));
-  }
-  for (std::size_t i = 0; i < groups.size(); ++i) {
-    if (!groups[i].empty()) {
-      co_await run_on(shards_[i]->executor(), post_group(topic, std::move(groups[i])));
-    }
-  }
-}
-
-Task<void> Runtime::post_group(std::string topic,
-                               std::vector<std::pair<ActorKey, pb::InvocationRequest>> group) {
-  for (auto& [key, request] : group) {
-    auto posted = co_await post_on_owner(key, std::move(request));
-    if (!posted) {
-      spdlog::warn("broadcast topic={} to actor '{}' failed: {}", topic, key.name,
-                   posted.error().message);
+    auto result = co_await invoke(std::move(request));
+    if (!result) {
+      spdlog::warn("broadcast topic={} to actor '{}' failed: {}", topic, subscriber.actor.name,
+                   result.error().message);
     }
   }
 }

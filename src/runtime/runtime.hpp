@@ -118,9 +118,6 @@ private:
                 const char* what);
   void deliver(const BroadcastMessage& message);
   Task<void> deliver_to_actors(BroadcastMessage message);
-  Task<void> post_group(
-      std::string topic,
-      std::vector<std::pair<statestore::ActorKey, protocol::pb::InvocationRequest>> group);
 
   std::vector<std::unique_ptr<Shard>> shards_;
   std::unique_ptr<PubSub> pubsub_;
