@@ -15,8 +15,9 @@
 # Settings (environment):
 #   SPAWN_BENCH_BUILD_DIR      use binaries already built there (default: build the `ci` preset's
 #                              spawn-proxy and spawn-sdk-bench into build/ci)
-#   SPAWN_SDK_BENCH_SECONDS    seconds per embedded run (default 1.5)
-#   SPAWN_SDK_BENCH_SIDECAR_SECONDS seconds per sidecar run (default 3)
+#   SPAWN_SDK_BENCH_SECONDS    seconds per embedded run (default 1)
+#   SPAWN_SDK_BENCH_SIDECAR_SECONDS seconds per sidecar run (default 2)
+#   SPAWN_SDK_BENCH_REPEATS    repeats of every run; the median is reported (default 3)
 #   SPAWN_SDK_BENCH_STORES     embedded statestores (default "memory,sqlite")
 #   SPAWN_SDK_BENCH_SHARDS     embedded shard counts (default "1,2")
 #   SPAWN_SDK_BENCH_CALLERS    embedded caller threads (default "1,2,4,8,64")
@@ -30,8 +31,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-seconds=${SPAWN_SDK_BENCH_SECONDS:-1.5}
-sidecar_seconds=${SPAWN_SDK_BENCH_SIDECAR_SECONDS:-3}
+seconds=${SPAWN_SDK_BENCH_SECONDS:-1}
+sidecar_seconds=${SPAWN_SDK_BENCH_SIDECAR_SECONDS:-2}
+repeats=${SPAWN_SDK_BENCH_REPEATS:-3}
 stores=${SPAWN_SDK_BENCH_STORES:-memory,sqlite}
 shards=${SPAWN_SDK_BENCH_SHARDS:-1,2}
 callers=${SPAWN_SDK_BENCH_CALLERS:-1,2,4,8,64}
@@ -106,7 +108,8 @@ status=0
 log "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ " $modes " == *" embedded "* ]]; then
   SPAWN_STATESTORE_KEY=$(openssl rand -base64 32) "$bench_bin" embedded --stores "$stores" \
-    --shards "$shards" --callers "$callers" --seconds "$seconds" --dir "$work" >>"$results" ||
+    --shards "$shards" --callers "$callers" --seconds "$seconds" --repeats "$repeats" \
+    --dir "$work" >>"$results" ||
     status=1
 fi
 
@@ -128,7 +131,7 @@ if [[ " $modes " == *" sidecar "* ]]; then
     sleep 0.05
   done
   "$bench_bin" sidecar --proxy-port "$proxy_port" --port "$host_port" \
-    --callers "$sidecar_callers" --seconds "$sidecar_seconds" --store sqlite \
+    --callers "$sidecar_callers" --seconds "$sidecar_seconds" --repeats "$repeats" --store sqlite \
     --shards "$proxy_shards" >>"$results" || status=1
   stop_pid "$proxy_pid"
   proxy_pid=""
@@ -141,19 +144,20 @@ echo "### SDK: spawn-sdk-bench, 1000 counter actors round-robin, blocking Client
 echo
 echo "$cores cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); embedded" \
   "${seconds}s runs, sidecar ${sidecar_seconds}s runs (spawn-proxy with $proxy_shards shard(s)," \
-  "SQLite), one run each. Per core = calls/s / $cores. inc changes the state; get is the default" \
-  "read (no handler); inc_durable waits for a durable write (checkpoint)."
+  "SQLite); median of $repeats by calls/s (range: all $repeats). Per core = calls/s / $cores." \
+  "inc changes the state; get is the default read (no handler); inc_durable waits for a durable" \
+  "write (checkpoint). The callers are threads of the same process, on the same $cores cores."
 echo
-echo "| mode | store | shards | callers | action | calls/s | per core | p50 µs | p99 µs |" \
+echo "| mode | store | shards | callers | action | calls/s | range | per core | p50 µs | p99 µs |" \
   "p99.9 µs | errors |"
-echo "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|"
+echo "|---|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|"
 awk -v cores="$cores" '
   /^SDK_RESULT/ {
     delete r
     for (i = 2; i <= NF; i++) { split($i, kv, "="); r[kv[1]] = kv[2] }
-    printf "| %s | %s | %s | %s | %s | %d | %d | %.0f | %.0f | %.0f | %s |\n", r["mode"], r["store"],
-      r["shards"], r["callers"], r["action"], r["rps"], r["rps"] / cores, r["p50_us"], r["p99_us"],
-      r["p999_us"], r["errors"]
+    printf "| %s | %s | %s | %s | %s | %d | %d–%d | %d | %.0f | %.0f | %.0f | %s |\n", r["mode"],
+      r["store"], r["shards"], r["callers"], r["action"], r["rps"], r["min_rps"], r["max_rps"],
+      r["rps"] / cores, r["p50_us"], r["p99_us"], r["p999_us"], r["errors"]
   }' "$results"
 [[ $status == 0 ]] || log "some SDK calls failed (see FIRST ERROR above)"
 exit $status

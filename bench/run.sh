@@ -23,8 +23,8 @@
 #   SPAWN_BENCH_STORES      statestores to try (default "sqlite"; "sqlite memory" adds memory)
 #   SPAWN_BENCH_WRK_THREADS wrk threads (default 1)
 #   SPAWN_BENCH_HOST_THREADS bench host threads (default 1)
-#   SPAWN_BENCH_POOL_SIZE   PROXY_HTTP_CLIENT_ADAPTER_POOL_SIZE (default 64: one idle host
-#                           connection per load connection; see docs/performance.md)
+#   SPAWN_BENCH_POOL_SIZE   PROXY_HTTP_CLIENT_ADAPTER_POOL_SIZE (default: unset, the proxy's
+#                           default of 128 idle host connections per shard; the baseline used 64)
 #   SPAWN_BENCH_SCHEDULED   scheduled invocations (default 100000); SPAWN_BENCH_SUBSCRIBERS
 #                           broadcast subscribers (default 10000); 0 skips either benchmark
 #   SPAWN_BENCH_SDK         0 skips the SDK benchmark (default 1)
@@ -39,7 +39,8 @@ shard_list=${SPAWN_BENCH_SHARDS:-"1 2"}
 store_list=${SPAWN_BENCH_STORES:-sqlite}
 wrk_threads=${SPAWN_BENCH_WRK_THREADS:-1}
 host_threads=${SPAWN_BENCH_HOST_THREADS:-1}
-pool_size=${SPAWN_BENCH_POOL_SIZE:-64}
+pool_size=${SPAWN_BENCH_POOL_SIZE:-}
+pool_label=${pool_size:-"default (128)"}
 scheduled=${SPAWN_BENCH_SCHEDULED:-100000}
 subscribers=${SPAWN_BENCH_SUBSCRIBERS:-10000}
 sdk=${SPAWN_BENCH_SDK:-1}
@@ -138,9 +139,9 @@ start_proxy() {  # start_proxy <store> <shards>
     USER_FUNCTION_HOST=127.0.0.1 USER_FUNCTION_PORT=$host_port \
     PROXY_DATABASE_TYPE=$store PROXY_DATABASE_NAME=$work/state.sqlite \
     SPAWN_STATESTORE_KEY=$(openssl rand -base64 32) \
-    SPAWN_PROXY_SHARDS=$shards PROXY_HTTP_CLIENT_ADAPTER_POOL_SIZE=$pool_size \
-    SPAWN_PROXY_LOGGER_LEVEL=warning SPAWN_PROXY_SHUTDOWN_DRAIN_MS=0 \
-    "$proxy_bin" 2>>"$work/proxy.log" &
+    SPAWN_PROXY_SHARDS=$shards SPAWN_PROXY_LOGGER_LEVEL=warning SPAWN_PROXY_SHUTDOWN_DRAIN_MS=0 \
+    env ${pool_size:+"PROXY_HTTP_CLIENT_ADAPTER_POOL_SIZE=$pool_size"} "$proxy_bin" \
+    2>>"$work/proxy.log" &  # env execs the proxy: $! is the proxy's pid
   proxy_pid=$!
   wait_until "spawn-proxy" curl -sf "http://127.0.0.1:$proxy_port/health/readiness"
   local code
@@ -194,7 +195,7 @@ start_host
 for store in $store_list; do
   for shards in $shard_list; do
     log "proxy: store=$store shards=$shards (wrk -t$wrk_threads, host threads $host_threads," \
-      "host pool $pool_size)"
+      "host pool $pool_label)"
     start_proxy "$store" "$shards"
     # Warm-up: activations, host connections, SQLite pages.
     wrk -t1 -c"$connections" -d2s -s "$root/bench/wrk_invoke.lua" \
@@ -260,7 +261,7 @@ echo "### Sidecar: wrk -> spawn-proxy -> spawn-bench-host, $actors actors round-
 echo
 echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs));" \
   "wrk -t$wrk_threads, ${duration}s runs, median of $repeats by req/s; bench host $host_threads" \
-  "thread(s); PROXY_HTTP_CLIENT_ADAPTER_POOL_SIZE=$pool_size."
+  "thread(s); PROXY_HTTP_CLIENT_ADAPTER_POOL_SIZE=$pool_label."
 echo
 echo "| scenario | store | shards | connections | req/s | p50 ms | p99 ms | p99.9 ms | errors |"
 echo "|---|---|---|---|---:|---:|---:|---:|---:|"

@@ -9,12 +9,16 @@
 //   inc_durable  inc with checkpoint(): the reply waits until the state is durable
 // Each of `callers` threads calls in a loop for `--seconds`, round-robin over the actors from its
 // own offset (so one actor's mailbox is never the limit); every call's latency is recorded.
+// The whole list of runs is made `--repeats` times in turn (so a burst of load from elsewhere hits
+// one repeat of everything rather than every repeat of one run); the median repeat by calls/s is
+// reported, with the range of all of them.
 //
 //   spawn-sdk-bench embedded [--stores memory,sqlite] [--shards 1,2] [--callers 1,2,4,8,64]
 //                            [--actions inc,get] [--durable-callers 64] [--actors 1000]
-//                            [--seconds 1.5] [--dir /var/tmp]
+//                            [--seconds 1] [--repeats 3] [--dir /var/tmp]
 //   spawn-sdk-bench sidecar --proxy-port P --port H [--callers 1,16] [--actions inc,get]
-//                           [--actors 1000] [--seconds 3] [--store sqlite] [--shards 2]
+//                           [--actors 1000] [--seconds 2] [--repeats 3] [--store sqlite]
+//                           [--shards 2]
 //
 // Embedded: one Node per store and shard count (EmbeddedOptions::threads), each with an empty
 // store (SQLite: a new file under --dir; the key is SPAWN_STATESTORE_KEY or a random one);
@@ -23,9 +27,10 @@
 // only label the proxy's settings in the output. Every run prints one line on stdout:
 //
 //   SDK_RESULT mode=embedded store=memory shards=1 callers=8 action=inc calls=N seconds=S
-//     rps=R p50_us=.. p99_us=.. p999_us=.. errors=E
+//     rps=R min_rps=.. max_rps=.. p50_us=.. p99_us=.. p999_us=.. errors=E
 //
-// (one line) and progress on stderr. Exits 1 if any call failed. bench/run-sdk.sh makes the table.
+// (one line; the percentiles are the median repeat's, errors are summed over the repeats) and
+// every repeat on stderr. Exits 1 if any call failed. bench/run-sdk.sh makes the table.
 
 #include <algorithm>
 #include <atomic>
@@ -67,6 +72,7 @@ struct Settings {
   std::vector<int> durable_callers{64};
   int actors = 1000;
   double seconds = 0;
+  int repeats = 3;
   std::string dir = "/var/tmp";
   int proxy_port = 0;
   int port = 0;
@@ -119,7 +125,7 @@ Settings parse(int argc, char** argv) {
   }
   const bool embedded = s.mode == "embedded";
   s.callers = embedded ? std::vector<int>{1, 2, 4, 8, 64} : std::vector<int>{1, 16};
-  s.seconds = embedded ? 1.5 : 3;
+  s.seconds = embedded ? 1 : 2;
   for (int i = 2; i < argc; ++i) {
     const std::string arg = argv[i];
     if (i + 1 >= argc) {
@@ -144,6 +150,8 @@ Settings parse(int argc, char** argv) {
       s.actors = std::stoi(value);
     } else if (arg == "--seconds") {
       s.seconds = std::stod(value);
+    } else if (arg == "--repeats") {
+      s.repeats = std::max(1, std::stoi(value));
     } else if (arg == "--dir") {
       s.dir = value;
     } else if (arg == "--proxy-port") {
@@ -201,7 +209,7 @@ Run measure(const spawn::Client& client, const std::vector<std::string>& names,
       const std::size_t count = names.size();
       std::size_t next = static_cast<std::size_t>(t) * count / static_cast<std::size_t>(callers);
       std::vector<std::int64_t> latencies;
-      latencies.reserve(200000);
+      latencies.reserve(1U << 16U);
       long errors = 0;
       std::string first_error;
       ready.arrive_and_wait();
@@ -250,21 +258,54 @@ double percentile_us(std::vector<std::int64_t>& values, double q) {
   return static_cast<double>(*at) / 1000.0;
 }
 
-// Prints the SDK_RESULT line of one run; returns its error count.
+// One row of the table: an action at a number of callers, measured once per repeat.
+struct Case {
+  std::string action;
+  int callers = 0;
+  std::vector<Run> runs;
+};
+
+// Runs every case `repeats` times, all cases in turn per repeat, printing each run on stderr.
+void measure_all(const spawn::Client& client, const std::vector<std::string>& names,
+                 std::vector<Case>& cases, double seconds, int repeats) {
+  for (int repeat = 1; repeat <= repeats; ++repeat) {
+    for (auto& c : cases) {
+      Run run = measure(client, names, c.action, c.callers, seconds);
+      std::fprintf(stderr, "    repeat %d callers=%-2d %-11s %8.0f calls/s%s%s\n", repeat,
+                   c.callers, c.action.c_str(), static_cast<double>(run.calls) / run.seconds,
+                   run.errors > 0 ? "  FIRST ERROR: " : "", run.first_error.c_str());
+      c.runs.push_back(std::move(run));
+    }
+  }
+}
+
+double rate(const Run& run) {
+  return static_cast<double>(run.calls) / run.seconds;
+}
+
+// Prints the SDK_RESULT line of each case (its median repeat); returns the errors of them all.
 long report(const std::string& mode, const std::string& store, const std::string& shards,
-            int callers, const std::string& action, Run run) {
-  const double rps = static_cast<double>(run.calls) / run.seconds;
-  std::printf(
-      "SDK_RESULT mode=%s store=%s shards=%s callers=%d action=%s calls=%ld seconds=%.2f rps=%.0f "
-      "p50_us=%.1f p99_us=%.1f p999_us=%.1f errors=%ld\n",
-      mode.c_str(), store.c_str(), shards.c_str(), callers, action.c_str(), run.calls, run.seconds,
-      rps, percentile_us(run.latencies_ns, 0.5), percentile_us(run.latencies_ns, 0.99),
-      percentile_us(run.latencies_ns, 0.999), run.errors);
+            std::vector<Case>& cases) {
+  long errors = 0;
+  for (auto& c : cases) {
+    std::sort(c.runs.begin(), c.runs.end(),
+              [](const Run& a, const Run& b) { return rate(a) < rate(b); });
+    long case_errors = 0;
+    for (const auto& run : c.runs) {
+      case_errors += run.errors;
+    }
+    errors += case_errors;
+    Run& median = c.runs[(c.runs.size() - 1) / 2];
+    std::printf(
+        "SDK_RESULT mode=%s store=%s shards=%s callers=%d action=%s calls=%ld seconds=%.2f "
+        "rps=%.0f min_rps=%.0f max_rps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f errors=%ld\n",
+        mode.c_str(), store.c_str(), shards.c_str(), c.callers, c.action.c_str(), median.calls,
+        median.seconds, rate(median), rate(c.runs.front()), rate(c.runs.back()),
+        percentile_us(median.latencies_ns, 0.5), percentile_us(median.latencies_ns, 0.99),
+        percentile_us(median.latencies_ns, 0.999), case_errors);
+  }
   std::fflush(stdout);
-  std::fprintf(stderr, "  %-8s %-6s shards=%s callers=%-2d %-11s %8.0f calls/s%s%s\n", mode.c_str(),
-               store.c_str(), shards.c_str(), callers, action.c_str(), rps,
-               run.errors > 0 ? "  FIRST ERROR: " : "", run.first_error.c_str());
-  return run.errors;
+  return errors;
 }
 
 // Activates every actor (one `get` each) and warms the caches with a short run of inc.
@@ -327,18 +368,19 @@ int run_embedded(const Settings& s, const std::vector<std::string>& names) {
       if (!warm_up(client, names)) {
         return 1;
       }
+      std::vector<Case> cases;
       for (const auto& action : s.actions) {
         for (int callers : s.callers) {
-          errors += report("embedded", store, std::to_string(shards), callers, action,
-                           measure(client, names, action, callers, s.seconds));
+          cases.push_back({action, callers, {}});
         }
       }
       if (store != "memory") {
         for (int callers : s.durable_callers) {
-          errors += report("embedded", store, std::to_string(shards), callers, "inc_durable",
-                           measure(client, names, "inc_durable", callers, s.seconds));
+          cases.push_back({"inc_durable", callers, {}});
         }
       }
+      measure_all(client, names, cases, s.seconds, s.repeats);
+      errors += report("embedded", store, std::to_string(shards), cases);
       node->stop();
       for (const char* suffix : {"", "-wal", "-shm"}) {
         std::error_code ignored;
@@ -367,13 +409,14 @@ int run_sidecar(const Settings& s, const std::vector<std::string>& names) {
   if (!warm_up(client, names)) {
     return 1;
   }
-  long errors = 0;
+  std::vector<Case> cases;
   for (const auto& action : s.actions) {
     for (int callers : s.callers) {
-      errors += report("sidecar", s.proxy_store, s.proxy_shards, callers, action,
-                       measure(client, names, action, callers, s.seconds));
+      cases.push_back({action, callers, {}});
     }
   }
+  measure_all(client, names, cases, s.seconds, s.repeats);
+  const long errors = report("sidecar", s.proxy_store, s.proxy_shards, cases);
   node->stop();
   return errors == 0 ? 0 : 1;
 }
