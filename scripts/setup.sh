@@ -9,7 +9,8 @@ packages=(
   libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libprotoc-dev
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev
   libpq-dev libmariadb-dev postgresql mariadb-server
-  wrk clang-format
+  libnats-dev nats-server
+  wrk clang-format nginx-light libcaf-dev gnuplot-nox
 )
 
 missing=()
