@@ -11,6 +11,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "cluster/nats_cluster.hpp"
+#include "cluster/nats_pubsub.hpp"
 #include "common/asio.hpp"
 #include "proxy/config.hpp"
 #include "proxy/http_host.hpp"
@@ -28,14 +30,21 @@ int fail_start(const Error& error) {
 }
 
 Task<void> shutdown(proxy::HttpServer& server, runtime::Runtime& runtime,
-                    const proxy::Config& config, int signal_number) {
+                    cluster::NatsCluster* cluster, const proxy::Config& config, int signal_number) {
   spdlog::info("signal={} shutting down: readiness is down, new work is refused", signal_number);
+  if (cluster != nullptr) {
+    cluster->leave();
+  }
   server.set_ready(false);
   runtime.begin_shutdown();
   asio::steady_timer timer(co_await asio::this_coro::executor, config.drain);
   co_await timer.async_wait(kUseTask);
   server.close_listeners();
   co_await runtime.drain(config.host_timeout);
+  if (cluster != nullptr) {
+    // Every actor is saved: the other nodes may take them over now.
+    cluster->stop();
+  }
   spdlog::info("shutdown complete: every actor saved");
 }
 
@@ -83,10 +92,34 @@ int run(const proxy::Config& config) {
   runtime_options.shards = config.shards;
   runtime_options.shard.node = config.node;
   runtime_options.shard.default_request_timeout = config.request_timeout;
+  std::unique_ptr<cluster::NatsCluster> nats_cluster;
+  if (config.cluster) {
+    auto created = cluster::NatsCluster::create(*config.cluster);
+    if (!created) {
+      return fail_start(created.error());
+    }
+    nats_cluster = std::move(*created);
+    runtime_options.shard.node = config.cluster->node;
+  }
+  std::unique_ptr<runtime::PubSub> pubsub;
+  if (config.pubsub_nats) {
+    auto prefix = config.cluster ? config.cluster->prefix : std::string("spawn");
+    auto created = cluster::NatsPubSub::create(*config.pubsub_nats, prefix);
+    if (!created) {
+      return fail_start(created.error());
+    }
+    pubsub = std::move(*created);
+  }
   runtime::Runtime runtime(runtime_options, proxy::make_http_host_factory(host_options),
-                           store->get());
+                           store->get(), std::move(pubsub), nats_cluster.get());
   workflows::SagaEngine sagas(runtime);
   runtime.start();
+  if (nats_cluster) {
+    if (auto joined = nats_cluster->start(); !joined) {
+      runtime.stop();
+      return fail_start(joined.error());
+    }
+  }
 
   proxy::HttpServer server(
       runtime, sagas,
@@ -105,7 +138,7 @@ int run(const proxy::Config& config) {
     if (ec) {
       return;
     }
-    asio::co_spawn(main_io, shutdown(server, runtime, config, signal_number),
+    asio::co_spawn(main_io, shutdown(server, runtime, nats_cluster.get(), config, signal_number),
                    [&](std::exception_ptr e) {
                      if (e) {
                        spdlog::error("shutdown failed");
@@ -117,6 +150,9 @@ int run(const proxy::Config& config) {
     await_second_signal(signals, std::chrono::steady_clock::now());
   });
   main_io.run();
+  if (nats_cluster) {
+    nats_cluster->stop();
+  }
   runtime.stop();
   return 0;
 }

@@ -79,6 +79,13 @@ int main(int argc, char** argv) {
   auto* actors_cmd = app.add_subcommand("actors", "list the actors of a system (JSON)");
   actors_cmd->add_option("system", actors_system, "actor system")->required();
 
+  auto* cluster_cmd = app.add_subcommand("cluster", "show the nodes of the proxy's cluster");
+  std::string where_system;
+  std::string where_actor;
+  auto* where_cmd = app.add_subcommand("where", "show the node an actor lives on (cluster)");
+  where_cmd->add_option("system", where_system, "actor system")->required();
+  where_cmd->add_option("actor", where_actor, "actor name")->required();
+
   LoadOptions load_options;
   auto* load_cmd = app.add_subcommand("load", "send many invocations and report rate and latency");
   load_cmd->add_option("system", load_options.system, "actor system")->required();
@@ -120,6 +127,12 @@ int main(int argc, char** argv) {
   }
   if (register_cmd->parsed()) {
     return register_system(common, register_file, std::cout, std::cerr);
+  }
+  if (cluster_cmd->parsed()) {
+    return show_cluster(common, std::cout, std::cerr);
+  }
+  if (where_cmd->parsed()) {
+    return where(common, where_system, where_actor, std::cout, std::cerr);
   }
   if (actors_cmd->parsed()) {
     return list_actors(common, actors_system, std::cout, std::cerr);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include <thread>
 
 #include <google/protobuf/util/json_util.h>
+#include <nlohmann/json.hpp>
 
 #include "ctl/payload.hpp"
 #include "protocol/messages.hpp"
@@ -224,10 +226,13 @@ int register_system(const CommonOptions& common, const std::string& path, std::o
   return kExitOk;
 }
 
-int list_actors(const CommonOptions& common, const std::string& system, std::ostream& out,
-                std::ostream& err) {
+namespace {
+
+/// GETs `target`; on 200 hands the body to `print`, otherwise reports and returns the exit code.
+int get_and_print(const CommonOptions& common, const std::string& target, std::ostream& err,
+                  const std::function<void(const std::string&)>& print) {
   ProxyConnection connection(common.proxy);
-  auto reply = connection.request("GET", "/api/v1/system/" + system + "/actors");
+  auto reply = connection.request("GET", target);
   if (!reply) {
     err << "spawnctl: " << reply.error().message << "\n";
     return kExitUnreachable;
@@ -236,8 +241,51 @@ int list_actors(const CommonOptions& common, const std::string& system, std::ost
     err << "spawnctl: " << reply->body << "\n";
     return kExitFailed;
   }
-  out << reply->body << "\n";
+  print(reply->body);
   return kExitOk;
+}
+
+}  // namespace
+
+int list_actors(const CommonOptions& common, const std::string& system, std::ostream& out,
+                std::ostream& err) {
+  return get_and_print(common, "/api/v1/system/" + system + "/actors", err,
+                       [&](const std::string& body) { out << body << "\n"; });
+}
+
+int show_cluster(const CommonOptions& common, std::ostream& out, std::ostream& err) {
+  return get_and_print(common, "/api/v1/cluster", err, [&](const std::string& body) {
+    auto view = nlohmann::json::parse(body, nullptr, false);
+    if (!view.is_object() || !view.value("enabled", false)) {
+      out << "this proxy runs alone (SPAWN_USE_INTERNAL_NATS is not true)\n";
+      return;
+    }
+    out << std::left << std::setw(28) << "NODE" << std::setw(24) << "ADDRESS" << std::setw(10)
+        << "ACTIVE" << std::setw(12) << "REGISTERED"
+        << "STATE\n";
+    for (const auto& node : view["nodes"]) {
+      std::string state = node.value("leaving", false) ? "leaving" : "up";
+      if (node.value("self", false)) {
+        state += " (this proxy)";
+      }
+      out << std::left << std::setw(28) << node.value("node", "") << std::setw(24)
+          << node.value("address", "") << std::setw(10) << node.value("active_actors", 0)
+          << std::setw(12) << node.value("registered_actors", 0) << state << "\n";
+    }
+  });
+}
+
+int where(const CommonOptions& common, const std::string& system, const std::string& actor,
+          std::ostream& out, std::ostream& err) {
+  return get_and_print(common, "/api/v1/cluster/actors/" + system + "/" + actor, err,
+                       [&](const std::string& body) {
+                         auto answer = nlohmann::json::parse(body, nullptr, false);
+                         if (answer.is_object() && answer["node"].is_string()) {
+                           out << answer["node"].get<std::string>() << "\n";
+                         } else {
+                           out << "(not active anywhere: placed at its next invocation)\n";
+                         }
+                       });
 }
 
 int load(const CommonOptions& common, const LoadOptions& options, std::ostream& out,

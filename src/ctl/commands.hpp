@@ -77,6 +77,11 @@ int register_system(const CommonOptions& common, const std::string& path, std::o
                     std::ostream& err);
 int list_actors(const CommonOptions& common, const std::string& system, std::ostream& out,
                 std::ostream& err);
+/// Prints the nodes of the proxy's cluster: name, address, active and registered actors.
+int show_cluster(const CommonOptions& common, std::ostream& out, std::ostream& err);
+/// Prints the node that owns `actor` of `system`.
+int where(const CommonOptions& common, const std::string& system, const std::string& actor,
+          std::ostream& out, std::ostream& err);
 /// Runs a load and shows its progress on `err` (a bar when `err` is a terminal).
 int load(const CommonOptions& common, const LoadOptions& options, std::ostream& out,
          std::ostream& err, bool progress_bar);

@@ -53,6 +53,30 @@ const std::vector<ConfigVariable>& config_variables() {
       {"SPAWN_PROXY_SHARDS", "(cores)", "event loops (threads) that own actors"},
       {"SPAWN_PROXY_NODE", "(host name)", "node name recorded with each snapshot"},
       {"SPAWN_PROXY_LOGGER_LEVEL", "info", "trace, debug, info, warning, error, critical or off"},
+      {"SPAWN_USE_INTERNAL_NATS", "false",
+       "join the cluster of the proxies on the same NATS (docs/cluster.md)"},
+      {"SPAWN_INTERNAL_NATS_HOSTS", "nats://127.0.0.1:4222", "NATS servers, comma-separated"},
+      {"SPAWN_INTERNAL_NATS_TLS", "false", "TLS to NATS"},
+      {"SPAWN_INTERNAL_NATS_TLS_CA", "(system)", "PEM file of the CAs trusted for NATS TLS"},
+      {"SPAWN_INTERNAL_NATS_AUTH", "false", "authenticate to NATS"},
+      {"SPAWN_INTERNAL_NATS_AUTH_TYPE", "simple",
+       "simple (user and password), token (the password is the token) or jwt (a .creds file)"},
+      {"SPAWN_INTERNAL_NATS_AUTH_USER", "(none)", "NATS user"},
+      {"SPAWN_INTERNAL_NATS_AUTH_PASS", "(none)", "NATS password or token"},
+      {"SPAWN_INTERNAL_NATS_AUTH_JWT", "(none)", "path of the NATS .creds file (jwt)"},
+      {"SPAWN_PUBSUB_ADAPTER", "native",
+       "broadcast transport: native (this process) or nats (every node and any NATS client)"},
+      {"SPAWN_PUBSUB_NATS_HOSTS", "(SPAWN_INTERNAL_NATS_HOSTS)",
+       "NATS servers for broadcasts; SPAWN_PUBSUB_NATS_{TLS,TLS_CA,AUTH,AUTH_TYPE,AUTH_USER,"
+       "AUTH_PASS,AUTH_JWT} as for SPAWN_INTERNAL_NATS_*"},
+      {"SPAWN_CLUSTER_PREFIX", "spawn",
+       "first token of the cluster's NATS subjects and KV buckets (letters, digits, - and _)"},
+      {"SPAWN_CLUSTER_HEARTBEAT_INTERVAL", "1000", "ms between a node's heartbeats"},
+      {"SPAWN_CLUSTER_NODE_TIMEOUT", "3000",
+       "ms without a heartbeat after which a node is dead and its actors move"},
+      {"SPAWN_CLUSTER_PLACEMENT", "round-robin",
+       "how a new actor's node is chosen among those whose host registered it: round-robin or "
+       "random"},
   };
   return kVariables;
 }
@@ -87,6 +111,86 @@ std::string host_name() {
     return "spawn-proxy";
   }
   return std::string(buffer.data());
+}
+
+/// Reads the NATS settings under `prefix` (SPAWN_INTERNAL_NATS or SPAWN_PUBSUB_NATS).
+Result<cluster::NatsSettings> nats_settings(const std::string& prefix,
+                                            const std::string& default_hosts) {
+  cluster::NatsSettings settings;
+  settings.servers.clear();
+  auto hosts = env_or(prefix + "_HOSTS", default_hosts);
+  std::size_t start = 0;
+  while (start <= hosts.size()) {
+    auto end = hosts.find(',', start);
+    if (end == std::string::npos) {
+      end = hosts.size();
+    }
+    auto host = hosts.substr(start, end - start);
+    host.erase(0, host.find_first_not_of(' '));
+    host.erase(host.find_last_not_of(' ') + 1);
+    if (!host.empty()) {
+      if (host.find("://") == std::string::npos) {
+        host = "nats://" + host;
+      }
+      settings.servers.push_back(host);
+    }
+    start = end + 1;
+  }
+  if (settings.servers.empty()) {
+    return fail(ErrorCode::kConfig, prefix + "_HOSTS names no server");
+  }
+  settings.tls = env_bool(prefix + "_TLS", false);
+  settings.ca_file = env_or(prefix + "_TLS_CA", "");
+  if (env_bool(prefix + "_AUTH", false)) {
+    settings.auth_type = env_or(prefix + "_AUTH_TYPE", "simple");
+    settings.user = env_or(prefix + "_AUTH_USER", "");
+    settings.password = env_or(prefix + "_AUTH_PASS", "");
+    settings.token = settings.password;
+    settings.credentials_file = env_or(prefix + "_AUTH_JWT", "");
+    if (settings.auth_type != "simple" && settings.auth_type != "token"
+        && settings.auth_type != "jwt") {
+      return fail(ErrorCode::kConfig, prefix + "_AUTH_TYPE='" + settings.auth_type
+                                          + "' is not one of simple, token, jwt");
+    }
+    if (settings.auth_type == "jwt" && settings.credentials_file.empty()) {
+      return fail(ErrorCode::kConfig, prefix + "_AUTH_TYPE=jwt needs " + prefix + "_AUTH_JWT");
+    }
+  }
+  return settings;
+}
+
+/// Reads the cluster settings (SPAWN_USE_INTERNAL_NATS=true).
+Result<cluster::ClusterSettings> cluster_settings(const Config& config) {
+  cluster::ClusterSettings settings;
+  auto nats = nats_settings("SPAWN_INTERNAL_NATS", "nats://127.0.0.1:4222");
+  if (!nats) {
+    return std::move(nats).error();
+  }
+  settings.nats = std::move(*nats);
+  settings.prefix = env_or("SPAWN_CLUSTER_PREFIX", settings.prefix);
+  settings.node = cluster::make_node_name(config.node);
+  settings.address = host_name() + ":" + std::to_string(config.http_port);
+  auto heartbeat = env_ms("SPAWN_CLUSTER_HEARTBEAT_INTERVAL", 1000);
+  if (!heartbeat) {
+    return std::move(heartbeat).error();
+  }
+  auto timeout = env_ms("SPAWN_CLUSTER_NODE_TIMEOUT", 3000);
+  if (!timeout) {
+    return std::move(timeout).error();
+  }
+  if (heartbeat->count() < 10) {
+    return fail(ErrorCode::kConfig, "SPAWN_CLUSTER_HEARTBEAT_INTERVAL must be at least 10 ms");
+  }
+  settings.heartbeat = *heartbeat;
+  settings.node_timeout = *timeout;
+  auto placement = env_or("SPAWN_CLUSTER_PLACEMENT", "round-robin");
+  if (placement == "random") {
+    settings.placement = cluster::ClusterSettings::Placement::kRandom;
+  } else if (placement != "round-robin") {
+    return fail(ErrorCode::kConfig,
+                "SPAWN_CLUSTER_PLACEMENT='" + placement + "' is not one of round-robin, random");
+  }
+  return settings;
 }
 
 }  // namespace
@@ -140,6 +244,25 @@ Result<Config> Config::from_env() {
   config.group_commit = env_bool("SPAWN_PROXY_GROUP_COMMIT", true);
   config.log_level = env_or("SPAWN_PROXY_LOGGER_LEVEL", config.log_level);
   config.node = env_or("SPAWN_PROXY_NODE", host_name());
+  if (env_bool("SPAWN_USE_INTERNAL_NATS", false)) {
+    auto settings = cluster_settings(config);
+    if (!settings) {
+      return std::move(settings).error();
+    }
+    config.cluster = std::move(*settings);
+  }
+  auto adapter = env_or("SPAWN_PUBSUB_ADAPTER", "native");
+  if (adapter == "nats") {
+    auto settings = nats_settings("SPAWN_PUBSUB_NATS",
+                                  env_or("SPAWN_INTERNAL_NATS_HOSTS", "nats://127.0.0.1:4222"));
+    if (!settings) {
+      return std::move(settings).error();
+    }
+    config.pubsub_nats = std::move(*settings);
+  } else if (adapter != "native") {
+    return fail(ErrorCode::kConfig,
+                "SPAWN_PUBSUB_ADAPTER='" + adapter + "' is not one of native, nats");
+  }
   auto mode = env_or("PROXY_DEPLOYMENT_MODE", "sidecar");
   if (mode != "sidecar") {
     return fail(ErrorCode::kConfig,

@@ -10,6 +10,8 @@
 
 #include "spawn/result.hpp"
 
+#include "cluster/nats_cluster.hpp"
+
 namespace spawn::proxy {
 
 /// The proxy's configuration, read from Spawn's environment variables (PROTOCOL.md §7) plus our
@@ -41,6 +43,10 @@ struct Config {
   std::chrono::milliseconds drain{2000};
   std::size_t shards = 0;
   std::string node;
+  /// SPAWN_USE_INTERNAL_NATS=true: the cluster to join; nullopt when this proxy runs alone.
+  std::optional<cluster::ClusterSettings> cluster;
+  /// SPAWN_PUBSUB_ADAPTER=nats: the NATS broadcasts travel on; nullopt for native (in process).
+  std::optional<cluster::NatsSettings> pubsub_nats;
 
   /// Reads the environment. A malformed value is a kConfig error that names the variable.
   static Result<Config> from_env();

@@ -74,6 +74,8 @@ enum class Route : std::uint8_t {
   kInvoke,
   kSaga,
   kActors,
+  kCluster,
+  kOwner,
   kEvents,
   kHealth,
   kReadiness,
@@ -85,6 +87,7 @@ struct Target {
   Route route = Route::kNone;
   std::string system;  // from the path; used only when the body names none
   std::string topic;   // kEvents
+  std::string actor;   // kOwner
   std::string query;
 };
 
@@ -124,6 +127,13 @@ Target parse_target(std::string_view target) {
              && parts[4] == "events") {
     result.route = Route::kEvents;
     result.topic = std::string(parts[3]);
+  } else if (parts.size() == 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "cluster") {
+    result.route = Route::kCluster;
+  } else if (parts.size() == 6 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "cluster"
+             && parts[3] == "actors") {
+    result.route = Route::kOwner;
+    result.system = std::string(parts[4]);
+    result.actor = std::string(parts[5]);
   } else if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "system") {
     if (parts.size() == 3) {
       result.route = Route::kRegister;
@@ -155,6 +165,8 @@ Metrics::Endpoint endpoint_of(Route route) {
     case Route::kSaga:
       return Metrics::Endpoint::kSaga;
     case Route::kActors:
+    case Route::kCluster:
+    case Route::kOwner:
       return Metrics::Endpoint::kOther;
     case Route::kHealth:
     case Route::kReadiness:
@@ -177,6 +189,27 @@ Response make_response(unsigned status, std::string_view content_type, std::stri
   response.keep_alive(keep_alive);
   response.prepare_payload();
   return response;
+}
+
+/// The nodes of the cluster as JSON, for GET /api/v1/cluster.
+std::string cluster_json(runtime::Cluster* cluster) {
+  nlohmann::json nodes = nlohmann::json::array();
+  if (cluster == nullptr) {
+    return nlohmann::json{{"enabled", false}, {"nodes", std::move(nodes)}}.dump();
+  }
+  for (const auto& node : cluster->nodes()) {
+    nodes.push_back({
+        {"node", node.node},
+        {"address", node.address},
+        {"registered_actors", node.registered},
+        {"active_actors", node.active},
+        {"leaving", node.leaving},
+        {"self", node.self},
+        {"last_seen_ms", node.last_seen_ms},
+    });
+  }
+  return nlohmann::json{{"enabled", true}, {"node", cluster->self()}, {"nodes", std::move(nodes)}}
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 /// The actors of a system as JSON, for GET /api/v1/system/{system}/actors.
@@ -503,22 +536,17 @@ struct HttpServer::Listener {
         response = make_response(status, kProtobufType, std::move(body), version, keep_alive);
         break;
       }
-      case Route::kActors: {
+      case Route::kActors:
+      case Route::kCluster:
+      case Route::kOwner: {
         if (!is_get) {
           response =
               make_response(405, "text/plain", "Method Not Allowed: use GET", version, keep_alive);
           response.set(http::field::allow, "GET");
           break;
         }
-        auto listed = co_await server.runtime_.actors(target.system);
-        if (!listed) {
-          response = make_response(404, "application/json",
-                                   nlohmann::json{{"error", listed.error().message}}.dump(),
-                                   version, keep_alive);
-          break;
-        }
-        response = make_response(200, "application/json", actors_json(target.system, *listed),
-                                 version, keep_alive);
+        auto [status, body] = co_await json_route(target);
+        response = make_response(status, "application/json", std::move(body), version, keep_alive);
         break;
       }
       case Route::kNone:
@@ -530,6 +558,39 @@ struct HttpServer::Listener {
   }
 
   /// Runs one API call; returns the HTTP status and the protobuf body.
+  /// Answers the JSON GET routes: a system's actors, the cluster, an actor's node.
+  Task<std::pair<unsigned, std::string>> json_route(Target target) {
+    auto error = [](const std::string& message) {
+      return nlohmann::json{{"error", message}}.dump(-1, ' ', false,
+                                                     nlohmann::json::error_handler_t::replace);
+    };
+    if (target.route == Route::kActors) {
+      auto listed = co_await server.runtime_.actors(target.system);
+      if (!listed) {
+        co_return std::pair{404U, error(listed.error().message)};
+      }
+      co_return std::pair{200U, actors_json(target.system, *listed)};
+    }
+    auto* cluster = server.runtime_.cluster();
+    if (target.route == Route::kCluster) {
+      co_return std::pair{200U, cluster_json(cluster)};
+    }
+    if (cluster == nullptr) {
+      co_return std::pair{
+          404U, error("this proxy is not part of a cluster (SPAWN_USE_INTERNAL_NATS is not true)")};
+    }
+    // A named key: GCC 12 destroys a braced temporary inside co_await twice.
+    statestore::ActorKey key{target.system, target.actor};
+    auto owner = co_await cluster->owner_of(std::move(key));
+    if (!owner) {
+      co_return std::pair{503U, error(owner.error().message)};
+    }
+    nlohmann::json answer = {{"system", target.system}, {"actor", target.actor}};
+    answer["node"] = *owner ? nlohmann::json(**owner) : nlohmann::json(nullptr);
+    co_return std::pair{200U,
+                        answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+  }
+
   Task<std::pair<unsigned, std::string>> api(Target target, std::string body) {
     switch (target.route) {
       case Route::kRegister: {

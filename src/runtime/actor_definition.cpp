@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <string_view>
 
 namespace spawn::runtime {
@@ -56,6 +57,21 @@ ActorDefinition::ActorDefinition(protocol::pba::Actor actor) : actor_(std::move(
 
 bool ActorDefinition::answers_get_itself(const std::string& action) const {
   return !registers_get_ && is_default_get_action(action);
+}
+
+std::chrono::milliseconds request_timeout(const protocol::pb::InvocationRequest& request,
+                                          std::chrono::milliseconds fallback) {
+  auto it = request.metadata().find("request-timeout");
+  if (it == request.metadata().end()) {
+    return fallback;
+  }
+  std::int64_t ms = 0;
+  const auto& text = it->second;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
+  if (ec != std::errc() || ptr != text.data() + text.size() || ms < 0) {
+    return fallback;
+  }
+  return std::chrono::milliseconds(ms);
 }
 
 }  // namespace spawn::runtime

@@ -66,4 +66,9 @@ private:
 /// Returns true for get, Get, get_state, getState and GetState.
 bool is_default_get_action(const std::string& action);
 
+/// Returns how long an invocation may keep trying: metadata `request-timeout` in ms
+/// (PROTOCOL.md §5.10), or `fallback` when it is absent or not a number.
+std::chrono::milliseconds request_timeout(const protocol::pb::InvocationRequest& request,
+                                          std::chrono::milliseconds fallback);
+
 }  // namespace spawn::runtime

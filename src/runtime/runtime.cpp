@@ -1,5 +1,6 @@
 #include "runtime/runtime.hpp"
 
+#include <algorithm>
 #include <map>
 
 #include <boost/asio/bind_executor.hpp>
@@ -9,6 +10,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/log.hpp"
 #include "protocol/status.hpp"
 
 namespace spawn::runtime {
@@ -40,17 +42,6 @@ private:
   std::atomic<std::int64_t>& counter_;
 };
 
-void log_failure(std::exception_ptr error, const char* what) {
-  if (!error) {
-    return;
-  }
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    spdlog::error("{}: unexpected exception: {}", what, e.what());
-  }
-}
-
 bool is_empty(const pb::Workflow& workflow) {
   return workflow.effects_size() == 0 && !workflow.has_broadcast()
          && workflow.routing_case() == pb::Workflow::ROUTING_NOT_SET;
@@ -78,9 +69,12 @@ Task<Result<void>> spawn_on(Shard* shard, pba::ActorId id, std::optional<std::in
 }  // namespace
 
 Runtime::Runtime(RuntimeOptions options, const HostFactory& host_factory, statestore::Store* store,
-                 std::unique_ptr<PubSub> pubsub)
-    : pubsub_(pubsub ? std::move(pubsub) : std::make_unique<LocalPubSub>()), store_(store) {
-  pubsub_->on_message([this](const BroadcastMessage& message) { deliver(message); });
+                 std::unique_ptr<PubSub> pubsub, Cluster* cluster)
+    : pubsub_(pubsub ? std::move(pubsub) : std::make_unique<LocalPubSub>()),
+      cluster_(cluster),
+      default_request_timeout_(options.shard.default_request_timeout),
+      store_(store) {
+  pubsub_->on_message([this](const BroadcastMessage& message) { external_.deliver(message); });
   std::size_t count = options.shards;
   if (count == 0) {
     count = std::max(1U, std::thread::hardware_concurrency());
@@ -100,6 +94,21 @@ Runtime::Runtime(RuntimeOptions options, const HostFactory& host_factory, states
     scheduler_ = std::make_unique<Scheduler>(
         shards_.front()->executor(), *store,
         [this](statestore::ScheduledInvocation entry) { return run_scheduled(std::move(entry)); });
+  }
+  if (cluster_ != nullptr) {
+    cluster_->attach(
+        [this](pb::InvocationRequest request, int hops) { return route(std::move(request), hops); },
+        [this](const ActorKey& key) { return shard_for(key).executor(); },
+        [this] { return active_count(); },
+        [this] {
+          asio::co_spawn(shards_.front()->executor(), deactivate_all(), [](std::exception_ptr e) {
+            common::log_exception(e, "releasing every actor");
+          });
+        });
+    if (scheduler_) {
+      // One node of the cluster runs the stored invocations, so that each runs once.
+      scheduler_->set_gate([cluster] { return cluster->runs_scheduler(); });
+    }
   }
 }
 
@@ -164,8 +173,25 @@ Task<Result<void>> Runtime::register_system(pba::ActorSystem system) {
       co_return added;
     }
   }
-  // Warm-up (PROTOCOL.md §5.1 item 4) runs after the reply, in the background.
+  if (cluster_ != nullptr) {
+    std::vector<RegisteredActor> announced;
+    announced.reserve(definitions.size());
+    for (const auto& definition : definitions) {
+      RegisteredActor actor{definition->name(), definition->is_pooled(), {}};
+      for (const auto& channel : definition->actor().metadata().channel_group()) {
+        actor.subscriptions.emplace_back(channel.topic(),
+                                         channel.action().empty() ? "receive" : channel.action());
+      }
+      announced.push_back(std::move(actor));
+    }
+    cluster_->registered(name, std::move(announced));
+  }
+  // Warm-up (PROTOCOL.md §5.1 item 4) runs after the reply, in the background. In a cluster
+  // an actor activates where the directory places it, at its first invocation.
   for (const auto& definition : definitions) {
+    if (cluster_ != nullptr) {
+      break;
+    }
     auto kind = definition->kind();
     if (!definition->is_stateful() || kind == pba::POOLED || kind == pba::UNNAMED) {
       continue;
@@ -189,6 +215,17 @@ Task<Result<void>> Runtime::spawn(std::vector<pba::ActorId> ids,
                      "spawn: every actor id needs a name and a system (got name '" + id.name()
                          + "', system '" + id.system() + "')");
     }
+  }
+  auto spawned = co_await spawn_here(ids, revision);
+  if (!spawned || cluster_ == nullptr) {
+    co_return spawned;
+  }
+  co_return co_await cluster_->spawned(std::move(ids));
+}
+
+Task<Result<void>> Runtime::spawn_here(const std::vector<pba::ActorId>& ids,
+                                       std::optional<std::int64_t> revision) {
+  for (const auto& id : ids) {
     Shard& owner = shard_for(ActorKey{id.system(), id.name()});
     auto spawned = co_await run_on(owner.executor(), spawn_on(&owner, id, revision));
     if (!spawned) {
@@ -225,6 +262,10 @@ Task<Result<std::vector<ActorInfo>>> Runtime::actors(std::string system) {
 }
 
 Task<Result<pb::InvocationResponse>> Runtime::invoke(pb::InvocationRequest request) {
+  co_return co_await route(std::move(request), 0);
+}
+
+Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest request, int hops) {
   if (shutting_down_) {
     co_return fail(ErrorCode::kShuttingDown, "proxy is shutting down: invocation refused");
   }
@@ -274,6 +315,15 @@ Task<Result<pb::InvocationResponse>> Runtime::invoke(pb::InvocationRequest reque
     }
     co_return response;
   }
+  if (cluster_ != nullptr) {
+    auto remote = co_await run_remote(key, request, hops);
+    if (!remote) {
+      co_return std::move(remote).error();
+    }
+    if (*remote) {
+      co_return std::move(**remote);
+    }
+  }
   if (request.async()) {
     Shard& owner = shard_for(key);
     auto posted =
@@ -312,6 +362,57 @@ Task<Result<pb::InvocationResponse>> Runtime::invoke(pb::InvocationRequest reque
   co_return response;
 }
 
+Task<Result<std::optional<pb::InvocationResponse>>> Runtime::run_remote(
+    const ActorKey& key, pb::InvocationRequest& request, int hops) {
+  // A request crosses at most this many nodes: more means the directory changes under it.
+  constexpr int kMaxHops = 4;
+  const auto deadline = Clock::now() + request_timeout(request, default_request_timeout_);
+  auto pause = std::chrono::milliseconds(10);
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    auto placement = co_await cluster_->locate(key);
+    if (!placement) {
+      co_return std::move(placement).error();
+    }
+    if (placement->node.empty()) {
+      if (!placement->parent.empty()) {
+        // A child spawned on another node: this node serves it from now on.
+        pba::ActorId child;
+        child.set_name(key.name);
+        child.set_system(key.system);
+        child.set_parent(placement->parent);
+        std::vector<pba::ActorId> children(1, std::move(child));
+        auto spawned = co_await spawn_here(children, std::nullopt);
+        if (!spawned) {
+          co_return std::move(spawned).error();
+        }
+      }
+      co_return std::nullopt;
+    }
+    if (!placement->parent.empty() && request.register_ref().empty()) {
+      request.set_register_ref(placement->parent);
+    }
+    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (hops >= kMaxHops || remaining.count() <= 0) {
+      co_return fail(ErrorCode::kUnavailable,
+                     "invoke actor '" + key.name + "': no node of the cluster took it (last tried '"
+                         + placement->node + "', " + std::to_string(hops) + " hops)");
+    }
+    auto answer = co_await cluster_->call(placement->node, request, hops + 1, remaining);
+    if (!answer) {
+      co_return std::move(answer).error();
+    }
+    if (*answer) {
+      co_return std::move(answer);
+    }
+    // It did not run there (the node left, died, or handed the actor over): ask again.
+    cluster_->forget(key);
+    timer.expires_after(pause);
+    co_await timer.async_wait(kUseTask);
+    pause = std::min(pause * 2, std::chrono::milliseconds(500));
+  }
+}
+
 Task<Result<Outcome>> Runtime::invoke_on_owner(ActorKey key, pb::InvocationRequest request) {
   Shard& owner = shard_for(key);
   ActorKey instance = owner.instance_for(key);
@@ -335,24 +436,24 @@ Task<Result<void>> Runtime::post_on_owner(ActorKey key, pb::InvocationRequest re
   auto executor = target.executor();
   // The workflow of an async invocation still runs once it is done; pipe and forward results
   // are dropped (PROTOCOL.md §5.5).
-  auto done =
-      asio::bind_executor(executor, [this, executor, context](Result<Outcome> outcome) mutable {
-        if (!outcome) {
-          spdlog::warn("async invocation on actor '{}/{}' failed: {}", context->system,
-                       context->self.name(), outcome.error().message);
-          return;
-        }
-        auto& reply = outcome->response;
-        if (!reply.has_workflow() || is_empty(reply.workflow())) {
-          return;
-        }
-        pb::InvocationResponse output;
-        copy_payload(reply, output);
-        asio::co_spawn(executor,
-                       run_workflow(std::move(context), std::move(reply), std::move(output),
-                                    std::move(outcome->request)),
-                       [](std::exception_ptr e, auto) { log_failure(e, "async workflow"); });
-      });
+  auto done = asio::bind_executor(executor, [this, executor,
+                                             context](Result<Outcome> outcome) mutable {
+    if (!outcome) {
+      spdlog::warn("async invocation on actor '{}/{}' failed: {}", context->system,
+                   context->self.name(), outcome.error().message);
+      return;
+    }
+    auto& reply = outcome->response;
+    if (!reply.has_workflow() || is_empty(reply.workflow())) {
+      return;
+    }
+    pb::InvocationResponse output;
+    copy_payload(reply, output);
+    asio::co_spawn(executor,
+                   run_workflow(std::move(context), std::move(reply), std::move(output),
+                                std::move(outcome->request)),
+                   [](std::exception_ptr e, auto) { common::log_exception(e, "async workflow"); });
+  });
   if (&target == &owner) {
     co_return owner.post(key, instance, std::move(request), std::move(done));
   }
@@ -429,7 +530,14 @@ Task<Result<std::optional<pb::InvocationResponse>>> Runtime::run_workflow(
     start_effect(std::move(*request));
   }
   if (workflow->has_broadcast()) {
-    pubsub_->publish(BroadcastMessage{std::move(*workflow->mutable_broadcast()), context->self});
+    // Actors subscribed anywhere in the cluster are invoked from here, once each; the pubsub
+    // carries the message to the external subscribers of every node.
+    BroadcastMessage message{std::move(*workflow->mutable_broadcast()), context->self};
+    pubsub_->publish(message);
+    auto& shard =
+        *shards_[std::hash<std::string>{}(message.broadcast.channel_group()) % shards_.size()];
+    asio::co_spawn(shard.executor(), deliver_to_actors(std::move(message)),
+                   [](std::exception_ptr e) { common::log_exception(e, "broadcast"); });
   }
   if (workflow->routing_case() == pb::Workflow::ROUTING_NOT_SET) {
     co_return std::nullopt;
@@ -478,15 +586,7 @@ void Runtime::dispatch(asio::any_io_executor executor, pb::InvocationRequest req
                        result.error().message);
         }
       }(this, std::move(request), what),
-      [](std::exception_ptr e) { log_failure(e, "background invocation"); });
-}
-
-void Runtime::deliver(const BroadcastMessage& message) {
-  external_.deliver(message);
-  auto& shard =
-      *shards_[std::hash<std::string>{}(message.broadcast.channel_group()) % shards_.size()];
-  asio::co_spawn(shard.executor(), deliver_to_actors(message),
-                 [](std::exception_ptr e) { log_failure(e, "broadcast"); });
+      [](std::exception_ptr e) { common::log_exception(e, "background invocation"); });
 }
 
 Task<void> Runtime::deliver_to_actors(BroadcastMessage message) {
@@ -494,6 +594,14 @@ Task<void> Runtime::deliver_to_actors(BroadcastMessage message) {
   // Every shard holds every registered subscription; this one is the topic's.
   auto& shard = *shards_[std::hash<std::string>{}(topic) % shards_.size()];
   auto subscribers = shard.subscribers(topic);
+  if (cluster_ != nullptr) {
+    for (auto& remote : cluster_->subscribers(topic)) {
+      if (std::none_of(subscribers.begin(), subscribers.end(),
+                       [&](const Subscription& s) { return s.actor == remote.actor; })) {
+        subscribers.push_back(std::move(remote));
+      }
+    }
+  }
   if (subscribers.empty() && external_.count(topic) == 0) {
     spdlog::warn("broadcast from actor '{}' to topic '{}': no subscribers", message.caller.name(),
                  topic);
@@ -526,9 +634,23 @@ Task<void> Runtime::drain(std::chrono::milliseconds max_wait) {
     spdlog::warn("shutdown: {} invocations still running after {} ms", in_flight_.load(),
                  max_wait.count());
   }
+  co_await deactivate_all();
+}
+
+Task<void> Runtime::deactivate_all() {
   for (auto& shard : shards_) {
     co_await run_on(shard->executor(), shard->deactivate_all());
   }
+}
+
+Task<std::size_t> Runtime::active_count() {
+  std::size_t count = 0;
+  for (auto& shard : shards_) {
+    count += co_await run_on(shard->executor(), [](Shard* s) -> Task<std::size_t> {
+      co_return s->entity_count();
+    }(shard.get()));
+  }
+  co_return count;
 }
 
 }  // namespace spawn::runtime

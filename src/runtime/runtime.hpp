@@ -13,6 +13,7 @@
 
 #include "common/asio.hpp"
 #include "protocol/messages.hpp"
+#include "runtime/cluster.hpp"
 #include "runtime/host.hpp"
 #include "runtime/pubsub.hpp"
 #include "runtime/scheduler.hpp"
@@ -35,9 +36,10 @@ struct RuntimeOptions {
 class Runtime {
 public:
   /// `store` may be null (nothing is persisted); it must outlive the Runtime. `pubsub` carries
-  /// broadcasts between nodes; null means this process alone (LocalPubSub).
+  /// broadcasts to the external subscribers of every node; null means this process alone
+  /// (LocalPubSub). `cluster` (may be null: alone) must outlive the Runtime.
   Runtime(RuntimeOptions options, const HostFactory& host_factory, statestore::Store* store,
-          std::unique_ptr<PubSub> pubsub = nullptr);
+          std::unique_ptr<PubSub> pubsub = nullptr, Cluster* cluster = nullptr);
   ~Runtime();
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
@@ -81,6 +83,16 @@ public:
   /// every actor on every shard. Call after begin_shutdown(), from outside the shards.
   Task<void> drain(std::chrono::milliseconds max_wait);
 
+  /// Saves and deactivates every actor on every shard; they activate again on their next
+  /// invocation. Call from outside the shards.
+  Task<void> deactivate_all();
+
+  /// Returns the number of actors in memory on every shard.
+  Task<std::size_t> active_count();
+
+  /// Returns the cluster this runtime is part of; null when it runs alone.
+  Cluster* cluster() const { return cluster_; }
+
   /// Handles stored entries of a reserved system name (e.g. the saga engine's "__saga"): the
   /// handler returns whether the entry is done. Call before start().
   using ScheduledHandler = std::function<Task<Result<bool>>(statestore::ScheduledInvocation)>;
@@ -102,6 +114,14 @@ private:
   struct WorkflowContext;
 
   Shard& shard_for(const statestore::ActorKey& key);
+  Task<Result<void>> spawn_here(const std::vector<protocol::pba::ActorId>& ids,
+                                std::optional<std::int64_t> revision);
+  Task<Result<protocol::pb::InvocationResponse>> route(protocol::pb::InvocationRequest request,
+                                                       int hops);
+  /// Sends `request` for `key` to its owner node until it ran there, or answers nullopt when
+  /// this node is the owner (a child spawned elsewhere is spawned here first).
+  Task<Result<std::optional<protocol::pb::InvocationResponse>>> run_remote(
+      const statestore::ActorKey& key, protocol::pb::InvocationRequest& request, int hops);
   Task<Result<Outcome>> invoke_on_owner(statestore::ActorKey key,
                                         protocol::pb::InvocationRequest request);
   Task<Result<void>> post_on_owner(statestore::ActorKey key,
@@ -116,11 +136,12 @@ private:
   /// Runs `request` through invoke() in the background on `executor`; failures are logged.
   void dispatch(asio::any_io_executor executor, protocol::pb::InvocationRequest request,
                 const char* what);
-  void deliver(const BroadcastMessage& message);
   Task<void> deliver_to_actors(BroadcastMessage message);
 
   std::vector<std::unique_ptr<Shard>> shards_;
   std::unique_ptr<PubSub> pubsub_;
+  Cluster* cluster_ = nullptr;
+  std::chrono::milliseconds default_request_timeout_;
   std::unique_ptr<Scheduler> scheduler_;
   statestore::Store* store_ = nullptr;
   std::unordered_map<std::string, ScheduledHandler> scheduled_handlers_;

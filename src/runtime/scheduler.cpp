@@ -72,6 +72,11 @@ Task<void> Scheduler::run() {
       waiting_for_room_ = false;
       continue;
     }
+    if (gate_ && !gate_()) {
+      wake_.expires_after(options_.poll);
+      co_await wake_.async_wait(kUseTask);
+      continue;
+    }
     querying_ = true;
     auto due = co_await store_.due_scheduled(epoch_ms() + options_.poll.count(),
                                              in_flight_.size() + options_.batch);
@@ -114,8 +119,8 @@ Task<void> Scheduler::fire(statestore::ScheduledInvocation entry) {
   }
   bool remove = true;
   for (;;) {
-    if (stopped_) {
-      remove = false;
+    if (stopped_ || (gate_ && !gate_())) {
+      remove = false;  // stays stored: this node stopped running them (or another one took over)
       break;
     }
     auto ran = co_await runner_(entry);
@@ -128,7 +133,9 @@ Task<void> Scheduler::fire(statestore::ScheduledInvocation entry) {
       break;
     }
     auto late = std::chrono::milliseconds(epoch_ms() - entry.due_ms);
-    if (ran.error().code == ErrorCode::kNotFound && late < options_.give_up_after) {
+    const bool retryable =
+        ran.error().code == ErrorCode::kNotFound || ran.error().code == ErrorCode::kUnavailable;
+    if (retryable && late < options_.give_up_after) {
       spdlog::debug("scheduled id={} actor={}/{} not runnable yet ({}); retrying", entry.id,
                     entry.system, entry.actor, ran.error().message);
       asio::steady_timer timer(executor_, options_.retry);

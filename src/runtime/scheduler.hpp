@@ -40,12 +40,17 @@ struct SchedulerOptions {
 class Scheduler {
 public:
   /// Runs one due entry and returns whether it is done (removed) or was stored again by the
-  /// runner itself (kept). kShuttingDown keeps the entry for the next start; kNotFound is retried
-  /// (see SchedulerOptions); any other error removes it.
+  /// runner itself (kept). kShuttingDown keeps the entry for the next start; kNotFound and
+  /// kUnavailable (its node or host is gone for now) are retried (see SchedulerOptions); any other
+  /// error removes it.
   using Runner = std::function<Task<Result<bool>>(statestore::ScheduledInvocation)>;
 
   Scheduler(asio::any_io_executor executor, statestore::Store& store, Runner runner,
             SchedulerOptions options = {});
+
+  /// Makes the loop take due entries only while `gate` answers true (in a cluster, only one
+  /// node runs them). Call before start().
+  void set_gate(std::function<bool()> gate) { gate_ = std::move(gate); }
 
   /// Starts the loop.
   void start();
@@ -67,6 +72,7 @@ private:
   asio::any_io_executor executor_;
   statestore::Store& store_;
   Runner runner_;
+  std::function<bool()> gate_;
   SchedulerOptions options_;
   asio::steady_timer wake_;
   std::atomic<bool> stopped_{false};

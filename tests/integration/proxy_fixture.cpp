@@ -1,12 +1,15 @@
 #include "integration/proxy_fixture.hpp"
 
 #include <array>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <random>
 #include <sstream>
 #include <thread>
 #include <utility>
+
+#include <sys/wait.h>
 
 namespace spawn::integration {
 
@@ -346,6 +349,22 @@ std::string ProxyTest::log() const {
     }
   }
   return out;
+}
+
+CommandRun run_command(const std::string& command) {
+  CommandRun run;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) {
+    ADD_FAILURE() << "cannot run " << command;
+    return run;
+  }
+  std::array<char, 4096> buffer{};
+  while (std::fgets(buffer.data(), buffer.size(), pipe) != nullptr) {
+    run.output += buffer.data();
+  }
+  int status = ::pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
 }
 
 }  // namespace spawn::integration

@@ -93,6 +93,15 @@ testing::TestHost::Handler set_state_handler(bool checkpoint = false);
 /// Serialized ActorInvocationResponse bytes, for on_raw handlers.
 std::string encode(const google::protobuf::Message& message);
 
+/// What a command printed and how it exited.
+struct CommandRun {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+/// Runs `command` in a shell, with stderr into stdout.
+CommandRun run_command(const std::string& command);
+
 /// Base fixture: starts a TestHost, owns a TempDir with the SQLite file and a random key.
 /// Tests call start_proxy() (optionally with environment overrides) and then register().
 class ProxyTest : public ::testing::Test {

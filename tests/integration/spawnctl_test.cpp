@@ -12,11 +12,6 @@
 namespace spawn::integration {
 namespace {
 
-struct CommandRun {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
 class SpawnctlTest : public ProxyTest {
 protected:
   void SetUp() override {
@@ -32,20 +27,7 @@ protected:
     if (with_proxy) {
       command += "--proxy 127.0.0.1:" + std::to_string(proxy_->port()) + " ";
     }
-    command += arguments + " 2>&1";
-    CommandRun run;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    if (pipe == nullptr) {
-      ADD_FAILURE() << "cannot run " << command;
-      return run;
-    }
-    std::array<char, 4096> buffer{};
-    while (std::fgets(buffer.data(), buffer.size(), pipe) != nullptr) {
-      run.output += buffer.data();
-    }
-    int status = ::pclose(pipe);
-    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return run;
+    return run_command(command + arguments);
   }
 
   std::string write_file(const std::string& name, const std::string& text) const {
@@ -77,6 +59,15 @@ TEST_F(SpawnctlTest, PacksAndShowsATypedPayloadFromAProtoFile) {
   auto received = host_.received();
   ASSERT_FALSE(received.empty());
   EXPECT_EQ(received.back().value().type_url(), "type.googleapis.com/demo.Deposit");
+}
+
+TEST_F(SpawnctlTest, ClusterSaysTheProxyRunsAlone) {
+  auto run = spawnctl("cluster");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("runs alone"), std::string::npos) << run.output;
+  auto where = spawnctl("where it-system notes");
+  EXPECT_EQ(where.exit_code, 1) << where.output;
+  EXPECT_NE(where.output.find("not part of a cluster"), std::string::npos) << where.output;
 }
 
 TEST_F(SpawnctlTest, RegistersFromJsonSpawnsAndListsActors) {
