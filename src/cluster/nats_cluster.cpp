@@ -533,6 +533,11 @@ Task<Result<std::string>> NatsCluster::parent_of(ActorKey key) {
   co_return (*entry)->value;
 }
 
+bool NatsCluster::registered_anywhere(const std::string& system, const std::string& name) {
+  std::lock_guard lock(mutex_);
+  return pooled(registered_key(system, name)).has_value();
+}
+
 Task<Result<void>> NatsCluster::spawned(std::vector<pba::ActorId> ids) {
   for (const auto& id : ids) {
     ActorKey key{id.system(), id.name()};

@@ -71,6 +71,7 @@ public:
               std::function<Task<std::size_t>()> count_active,
               std::function<void()> release_all) override;
   void registered(const std::string& system, std::vector<runtime::RegisteredActor> actors) override;
+  bool registered_anywhere(const std::string& system, const std::string& name) override;
   Task<Result<void>> spawned(std::vector<protocol::pba::ActorId> children) override;
   Task<Result<runtime::Placement>> locate(statestore::ActorKey key) override;
   void forget(const statestore::ActorKey& key) override;

@@ -65,6 +65,9 @@ public:
   /// Announces the actors this node's host registered for `system`.
   virtual void registered(const std::string& system, std::vector<RegisteredActor> actors) = 0;
 
+  /// Returns true when this node's host or another live node's registered `name` in `system`.
+  virtual bool registered_anywhere(const std::string& system, const std::string& name) = 0;
+
   /// Records spawned children (ActorId with parent) so that every node can serve them.
   virtual Task<Result<void>> spawned(std::vector<protocol::pba::ActorId> children) = 0;
 

@@ -216,9 +216,19 @@ Task<Result<void>> Runtime::spawn(std::vector<pba::ActorId> ids,
                          + "', system '" + id.system() + "')");
     }
   }
-  auto spawned = co_await spawn_here(ids, revision);
-  if (!spawned || cluster_ == nullptr) {
-    co_return spawned;
+  if (cluster_ == nullptr) {
+    co_return co_await spawn_here(ids, revision);
+  }
+  // In a cluster the parent may be registered by other nodes' hosts only: the child is recorded
+  // for the cluster, and spawned here too where this node's host registered its parent.
+  for (const auto& id : ids) {
+    std::vector<pba::ActorId> one(1, id);
+    auto spawned = co_await spawn_here(one, revision);
+    if (!spawned
+        && (spawned.error().code != ErrorCode::kNotFound
+            || !cluster_->registered_anywhere(id.system(), id.parent()))) {
+      co_return spawned;
+    }
   }
   co_return co_await cluster_->spawned(std::move(ids));
 }
