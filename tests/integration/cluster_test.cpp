@@ -75,8 +75,8 @@ protected:
         {"SPAWN_USE_INTERNAL_NATS", "true"},
         {"SPAWN_INTERNAL_NATS_HOSTS", nats_.url()},
         {"SPAWN_PUBSUB_ADAPTER", "nats"},
-        {"SPAWN_CLUSTER_HEARTBEAT_INTERVAL", "200"},
-        {"SPAWN_CLUSTER_NODE_TIMEOUT", "1000"},
+        {"SPAWN_CLUSTER_HEARTBEAT_INTERVAL", "250"},
+        {"SPAWN_CLUSTER_NODE_TIMEOUT", "2000"},
         {"SPAWN_PROXY_SHARDS", "1"},
         {"SPAWN_PROXY_NODE", "node" + std::to_string(i)},
     };
@@ -271,6 +271,24 @@ TEST_F(ClusterTest, ASpawnedChildIsServedThroughEveryNode) {
       << unknown.status().message();
 }
 
+TEST_F(ClusterTest, AChildOfATemplateOnlyAnotherNodesHostRegisteredLivesThere) {
+  auto with_solo = actors();
+  with_solo.push_back({.name = "solo", .actions = {"add"}, .kind = pba::UNNAMED});
+  ASSERT_TRUE(register_on(*clients_[2], with_solo, nodes_[2]->log()));
+  // Node 0 learns of "solo" from node 2's next heartbeat.
+  ASSERT_TRUE(testing::TestHost::wait_for([&] {
+    auto request = make_request("solo-1", "add");
+    request.set_register_ref("solo");
+    return invoke_on(*clients_[0], request).status().status() == pb::OK;
+  })) << logs();
+  for (int via = 0; via < kNodes; ++via) {
+    ASSERT_EQ(call(via, "solo-1", "add").status().status(), pb::OK) << logs();
+  }
+  EXPECT_EQ(index_of(owner_of("solo-1")), 2);
+  EXPECT_EQ(hosts_[2]->count("add"), 4);
+  EXPECT_EQ(json_of(call(1, "solo-1", "getState").value()), "4");
+}
+
 TEST_F(ClusterTest, AKilledNodesActorsComeBackElsewhereWithEveryCheckpoint) {
   // Load through node 0 on actors owned anywhere; node 2 is killed in the middle.
   std::map<std::string, int> acked;
@@ -309,7 +327,7 @@ TEST_F(ClusterTest, AKilledNodesActorsComeBackElsewhereWithEveryCheckpoint) {
   auto recovery = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - killed_at);
   std::cout << "[ metric ] actors of a killed node reachable again after " << recovery.count()
-            << " ms (node timeout 1000 ms)\n";
+            << " ms (node timeout 2000 ms)\n";
   for (int i = 0; i < kSpread; ++i) {
     std::string actor = "a" + std::to_string(i);
     auto owner = owner_of(actor);
