@@ -289,6 +289,72 @@ TEST_F(ClusterTest, AChildOfATemplateOnlyAnotherNodesHostRegisteredLivesThere) {
   EXPECT_EQ(json_of(call(1, "solo-1", "getState").value()), "4");
 }
 
+TEST_F(ClusterTest, AsyncPooledAndPipedInvocationsCrossNodes) {
+  // Two actors on different nodes, and a node that owns neither.
+  ASSERT_EQ(call(0, "a0", "add").status().status(), pb::OK) << logs();
+  std::string target;
+  for (int i = 1; i < kSpread && target.empty(); ++i) {
+    auto name = "a" + std::to_string(i);
+    ASSERT_EQ(call(0, name, "add").status().status(), pb::OK) << logs();
+    if (owner_of(name) != owner_of("a0")) {
+      target = name;
+    }
+  }
+  ASSERT_FALSE(target.empty());
+  int other = 3 - index_of(owner_of("a0")) - index_of(owner_of(target));
+  ASSERT_GE(other, 0);
+  ASSERT_LE(other, 2);
+
+  // Async through the node that owns neither: answered at once, applied on the owner.
+  for (int i = 0; i < 10; ++i) {
+    auto request = make_request(target, "add");
+    request.set_async(true);
+    ASSERT_EQ(invoke_on(*clients_[static_cast<std::size_t>(other)], request).status().status(),
+              pb::OK);
+  }
+  EXPECT_TRUE(testing::TestHost::wait_for([&] {
+    return json_of(call(other, target, "getState").value()) == "11";
+  })) << json_of(call(other, target, "getState").value())
+      << logs();
+
+  // A pipe from a0 (its node) to the target (another node): the caller gets the target's answer.
+  for (auto& host : hosts_) {
+    host->on("relay", [target](const pb::ActorInvocation& invocation) {
+      auto response = testing::echo_response(invocation);
+      response.mutable_workflow()->mutable_pipe()->set_actor(target);
+      response.mutable_workflow()->mutable_pipe()->set_action_name("add");
+      return response;
+    });
+  }
+  auto with_relay = actors();
+  with_relay[2].actions.push_back("relay");  // a0
+  for (int i = 0; i < kNodes; ++i) {
+    ASSERT_TRUE(register_on(*clients_[static_cast<std::size_t>(i)], with_relay,
+                            nodes_[static_cast<std::size_t>(i)]->log()));
+  }
+  auto piped = call(other, "a0", "relay");
+  ASSERT_EQ(piped.status().status(), pb::OK) << piped.status().message() << logs();
+  EXPECT_EQ(json_of(piped.value()), "12");
+
+  // A pool only node 2's host registered, invoked through node 0.
+  auto with_pool = actors();
+  with_pool.push_back({.name = "pool",
+                       .actions = {"work"},
+                       .kind = pba::POOLED,
+                       .stateful = false,
+                       .min_pool_size = 2,
+                       .max_pool_size = 2});
+  ASSERT_TRUE(register_on(*clients_[2], with_pool, nodes_[2]->log()));
+  ASSERT_TRUE(testing::TestHost::wait_for([&] {
+    return call(0, "pool", "work").status().status() == pb::OK;
+  })) << logs();
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(call(i % 2, "pool", "work").status().status(), pb::OK) << logs();
+  }
+  EXPECT_EQ(hosts_[2]->count("work"), 5);
+  EXPECT_EQ(hosts_[0]->count("work") + hosts_[1]->count("work"), 0);
+}
+
 TEST_F(ClusterTest, AKilledNodesActorsComeBackElsewhereWithEveryCheckpoint) {
   // Load through node 0 on actors owned anywhere; node 2 is killed in the middle.
   std::map<std::string, int> acked;
