@@ -352,18 +352,17 @@ void NatsCluster::lose_contact(const char* why) {
 
 Task<void> NatsCluster::run_heartbeat() {
   asio::steady_timer timer(io_);
-  auto last = Clock::now();
   while (!stopped_) {
-    auto now = Clock::now();
-    if (now - last >= settings_.node_timeout) {
-      // This process did not run for a while (paused, swapped out): others think it dead.
-      lose_contact("paused for longer than the node timeout");
-    }
-    last = now;
     co_await beat();
     elect();
+    const auto asleep = Clock::now();
     timer.expires_after(settings_.heartbeat);
     co_await timer.async_wait(kUseTask);
+    // Woken this late, the process did not run for a while (SIGSTOP, swapped out): the others
+    // took it for dead. (Time spent in beat() or elect(), e.g. waiting for NATS, does not count.)
+    if (Clock::now() - asleep - settings_.heartbeat >= settings_.node_timeout) {
+      lose_contact("paused for longer than the node timeout");
+    }
   }
 }
 

@@ -457,6 +457,9 @@ TEST_F(ClusterTest, APausedNodeCannotOverwriteWhatTheNewOwnerWrote) {
   // Node 1 runs again and works through what waited for it: its stale activation must not win.
   ::kill(nodes_[1]->pid(), SIGCONT);
   std::this_thread::sleep_for(1500ms);
+  EXPECT_NE(nodes_[1]->log().find("paused for longer than the node timeout"), std::string::npos)
+      << "node 1 should notice it was paused and let go of its actors\n"
+      << nodes_[1]->log();
   for (; next < 30; ++next) {
     auto response = call(next % 2 == 0 ? 0 : 2, actor, "append", id(next), "5000");
     if (response.status().status() == pb::OK) {
