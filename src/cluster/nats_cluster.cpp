@@ -599,19 +599,15 @@ Task<Result<runtime::Placement>> NatsCluster::locate(ActorKey key) {
     if (!entry) {
       co_return std::move(entry).error().with_context("find the node of actor '" + key.name + "'");
     }
+    // Not registered by any node's host: maybe a spawned child, placed by its parent.
     std::string parent;
-    {
-      std::lock_guard lock(mutex_);
-      if (!pooled(registered)) {
-        if (auto it = parents_.find(key); it != parents_.end()) {
-          parent = it->second;
-        }
-      }
-    }
     bool registered_anywhere = false;
     {
       std::lock_guard lock(mutex_);
       registered_anywhere = pooled(registered).has_value();
+      if (auto it = parents_.find(key); !registered_anywhere && it != parents_.end()) {
+        parent = it->second;
+      }
     }
     if (!registered_anywhere && parent.empty()) {
       auto found = co_await parent_of(key);
