@@ -19,8 +19,10 @@ struct BroadcastMessage {
   protocol::pba::ActorId caller;
 };
 
-/// The fabric broadcasts travel on. In one process it is a direct call (LocalPubSub); a cluster
-/// puts a NATS transport behind the same interface so that every node receives every message.
+/// The fabric broadcasts travel on to the subscribers outside the actor system (TopicHub): in one
+/// process a direct call (LocalPubSub); cluster::NatsPubSub publishes on NATS, so that every node
+/// (and any NATS client) receives every message. Subscribed actors are invoked by the sending
+/// node, not through this.
 class PubSub {
 public:
   using Handler = std::function<void(const BroadcastMessage&)>;
