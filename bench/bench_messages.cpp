@@ -95,6 +95,24 @@ pb::InvocationRequest invocation(const std::string& system, const std::string& a
   return request;
 }
 
+pb::ActorInvocation host_invocation(
+    const std::string& system, const std::string& actor, const std::string& action,
+    const std::vector<std::pair<std::string, std::string>>& metadata) {
+  pb::ActorInvocation invocation;
+  invocation.mutable_actor()->set_name(actor);
+  invocation.mutable_actor()->set_system(system);
+  invocation.set_action_name(action);
+  invocation.mutable_noop();
+  pb::Context& context = *invocation.mutable_current_context();
+  *context.mutable_self() = invocation.actor();
+  context.mutable_state()->set_type_url("type.googleapis.com/bench.Counter");
+  context.mutable_state()->set_value(std::string("\x01\0\0\0\0\0\0\0", 8));
+  for (const auto& [key, value] : metadata) {
+    (*context.mutable_metadata())[key] = value;
+  }
+  return invocation;
+}
+
 std::string invoke_path(const std::string& system, const std::string& actor) {
   return "/api/v1/system/" + system + "/actors/" + actor + "/invoke";
 }

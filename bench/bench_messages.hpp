@@ -43,6 +43,13 @@ protocol::pb::InvocationRequest invocation(
     const std::string& system, const std::string& actor, const std::string& action,
     const std::vector<std::pair<std::string, std::string>>& metadata = {});
 
+/// Returns the ActorInvocation the proxy sends the host for invocation(system, actor, action,
+/// metadata) of a counter actor that holds the value 1 (its 8-byte state, as spawn-bench-host
+/// writes it).
+protocol::pb::ActorInvocation host_invocation(
+    const std::string& system, const std::string& actor, const std::string& action,
+    const std::vector<std::pair<std::string, std::string>>& metadata = {});
+
 /// Returns the proxy's invoke path for `actor` (the path parameters are informational; the
 /// proxy routes by the body, PROTOCOL.md §3).
 std::string invoke_path(const std::string& system, const std::string& actor);

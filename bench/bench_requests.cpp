@@ -12,6 +12,13 @@
 //       FILE holds N records, one InvocationRequest per actor (action A, noop payload, the
 //       metadata), in actor order. A record is a 4-byte big-endian length and the request path,
 //       then a 4-byte big-endian length and the body; bench/wrk_invoke.lua reads them.
+//
+//   spawn-bench-requests host-invocations --system S --prefix P --actors N --action A
+//                                         [--metadata KEY=VALUE]... --out FILE
+//       The same records, but each body is the ActorInvocation the proxy would send to the host
+//       for that invocation (path /api/v1/actors/actions, the actor's 8-byte counter state and
+//       self, a noop payload): the reference run posts them through nginx to spawn-bench-host,
+//       which then answers exactly what it answers the proxy.
 
 #include <cstdint>
 #include <cstdio>
@@ -42,7 +49,8 @@ int usage() {
                "usage: spawn-bench-requests registration --system S --prefix P --actors N "
                "[--deactivation-ms MS] --out FILE\n"
                "       spawn-bench-requests invocations --system S --prefix P --actors N "
-               "--action A [--metadata KEY=VALUE]... --out FILE\n");
+               "--action A [--metadata KEY=VALUE]... --out FILE\n"
+               "       spawn-bench-requests host-invocations (the options of invocations)\n");
   return 2;
 }
 
@@ -114,6 +122,18 @@ int main(int argc, char** argv) {
       const std::string path = spawn::bench::invoke_path(options.system, actor);
       const std::string body =
           spawn::bench::invocation(options.system, actor, options.action, options.metadata)
+              .SerializeAsString();
+      append_u32(bytes, path.size());
+      bytes += path;
+      append_u32(bytes, body.size());
+      bytes += body;
+    }
+  } else if (options.command == "host-invocations") {
+    const std::string path = "/api/v1/actors/actions";
+    for (std::size_t i = 0; i < options.actors; ++i) {
+      const std::string actor = spawn::bench::actor_name(options.prefix, i);
+      const std::string body =
+          spawn::bench::host_invocation(options.system, actor, options.action, options.metadata)
               .SerializeAsString();
       append_u32(bytes, path.size());
       bytes += path;

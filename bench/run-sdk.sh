@@ -45,67 +45,23 @@ proxy_port=${SPAWN_SDK_BENCH_PROXY_PORT:-19102}
 host_port=${SPAWN_SDK_BENCH_HOST_PORT:-19191}
 cores=$(nproc)
 
-log() { echo "bench-sdk: $*" >&2; }
-die() {
-  log "$*"
-  if [[ -s ${work:-}/proxy.log ]]; then
-    log "last lines of the proxy's log:"
-    tail -n 20 "$work/proxy.log" >&2
-  fi
-  exit 1
-}
-
-for tool in curl openssl; do
-  command -v "$tool" >/dev/null || die "$tool is missing (scripts/setup.sh installs it)"
-done
+bench_name=bench-sdk
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
+need_tools curl openssl
 
 # --- build -------------------------------------------------------------------------------------
-targets=(spawn-proxy spawn-sdk-bench)
-if [[ -n ${SPAWN_BENCH_BUILD_DIR:-} ]]; then
-  build=$SPAWN_BENCH_BUILD_DIR
-else
-  build=$root/build/ci
-  log "building ${targets[*]} with the ci preset into $build"
-  cmake --preset ci >/dev/null
-  cmake --build --preset ci -j "${SPAWN_BUILD_JOBS:-$(nproc)}" --target "${targets[@]}" >/dev/null
-fi
-proxy_bin=$build/apps/spawn-proxy/spawn-proxy
+build_targets spawn-proxy spawn-sdk-bench
 bench_bin=$build/bench/spawn-sdk-bench
-for bin in "$proxy_bin" "$bench_bin"; do
+for bin in "$build/apps/spawn-proxy/spawn-proxy" "$bench_bin"; do
   [[ -x $bin ]] || die "$bin is missing; build with -DSPAWN_BUILD_BENCH=ON"
 done
-
-# --- processes ---------------------------------------------------------------------------------
-work=$(mktemp -d "${TMPDIR:-/tmp}/spawn-bench-sdk.XXXXXX")
-proxy_pid=""
-
-stop_pid() {
-  local pid=$1
-  [[ -n $pid ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-# shellcheck disable=SC2317  # called by the trap
-cleanup() {
-  stop_pid "$proxy_pid"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 results=$work/results.txt
 : >"$results"
 status=0
 
-log "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+log "load before: $(load_average)"
 if [[ " $modes " == *" embedded "* ]]; then
   SPAWN_STATESTORE_KEY=$(openssl rand -base64 32) "$bench_bin" embedded --stores "$stores" \
     --shards "$shards" --callers "$callers" --seconds "$seconds" --repeats "$repeats" \
@@ -114,33 +70,22 @@ if [[ " $modes " == *" embedded "* ]]; then
 fi
 
 if [[ " $modes " == *" sidecar "* ]]; then
-  port_busy "$proxy_port" && die "port $proxy_port is in use (set SPAWN_SDK_BENCH_PROXY_PORT)"
-  port_busy "$host_port" && die "port $host_port is in use (set SPAWN_SDK_BENCH_HOST_PORT)"
+  need_free_port "$proxy_port" SPAWN_SDK_BENCH_PROXY_PORT
+  need_free_port "$host_port" SPAWN_SDK_BENCH_HOST_PORT
   pool_env=()
   [[ -n $pool_size ]] && pool_env=("PROXY_HTTP_CLIENT_ADAPTER_POOL_SIZE=$pool_size")
-  env PROXY_HTTP_PORT="$proxy_port" SPAWN_PROXY_BIND_ADDRESS=127.0.0.1 \
-    USER_FUNCTION_HOST=127.0.0.1 USER_FUNCTION_PORT="$host_port" \
-    PROXY_DATABASE_TYPE=sqlite PROXY_DATABASE_NAME="$work/state.sqlite" \
-    SPAWN_STATESTORE_KEY="$(openssl rand -base64 32)" SPAWN_PROXY_SHARDS="$proxy_shards" \
-    SPAWN_PROXY_LOGGER_LEVEL=warning SPAWN_PROXY_SHUTDOWN_DRAIN_MS=0 "${pool_env[@]}" \
-    "$proxy_bin" 2>>"$work/proxy.log" &
-  proxy_pid=$!
-  for _ in $(seq 200); do
-    curl -sf "http://127.0.0.1:$proxy_port/health/readiness" >/dev/null 2>&1 && break
-    kill -0 "$proxy_pid" 2>/dev/null || die "spawn-proxy exited"
-    sleep 0.05
-  done
+  # The proxy calls the benchmark's host, which registers only once the proxy is up.
+  start_proxy "$proxy_port" sqlite "$proxy_shards" "$host_port" "${pool_env[@]}"
   "$bench_bin" sidecar --proxy-port "$proxy_port" --port "$host_port" \
     --callers "$sidecar_callers" --seconds "$sidecar_seconds" --repeats "$repeats" --store sqlite \
     --shards "$proxy_shards" >>"$results" || status=1
-  stop_pid "$proxy_pid"
-  proxy_pid=""
+  stop_proxy
 fi
-log "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+log "load after: $(load_average)"
 
 # --- report ------------------------------------------------------------------------------------
 echo
-echo "### SDK: spawn-sdk-bench, 1000 counter actors round-robin, blocking Client"
+echo "### 8. SDK: spawn-sdk-bench, 1000 counter actors round-robin, blocking Client"
 echo
 echo "$cores cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); embedded" \
   "${seconds}s runs, sidecar ${sidecar_seconds}s runs (spawn-proxy with $proxy_shards shard(s)," \

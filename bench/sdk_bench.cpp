@@ -19,6 +19,26 @@
 //   spawn-sdk-bench sidecar --proxy-port P --port H [--callers 1,16] [--actions inc,get]
 //                           [--actors 1000] [--seconds 2] [--repeats 3] [--store sqlite]
 //                           [--shards 2]
+//   spawn-sdk-bench memory [--actors 1000000] [--shards 2] [--callers 64] [--seconds 2]
+//   spawn-sdk-bench activation [--actors 100000] [--shards 2] [--callers 64] [--dir /var/tmp]
+//
+// memory: an embedded node (memory store) with the unnamed counter template "counter"; each of
+// `--actors` children "m<i>" is spawned and invoked once (`inc`), so every one is active and
+// idle with its state. Measures the resident memory before and after (RSS growth per actor), the
+// rate and latency of spawn + first invoke (one call each, from `--callers` threads), then inc
+// round-robin over all the actors for `--seconds` (the cost curve). One line:
+//
+//   SDK_MEMORY actors=N shards=S rss_before=B rss_after=A bytes_per_actor=.. spawn_rate=..
+//     spawn_p50_us=.. spawn_p99_us=.. rps=.. p50_us=.. p99_us=.. errors=E
+//
+// activation: cold activations from SQLite. A first embedded node (SQLite) spawns `--actors`
+// children and increments each once, then stops (which saves every one). A second node on the
+// same file spawns them again (registry only, not timed) and invokes the default `get` on every
+// one exactly once from `--callers` threads: each call activates its actor, loading the state
+// from SQLite. One line:
+//
+//   SDK_ACTIVATION actors=N shards=S rate=.. p50_us=.. p99_us=.. p999_us=.. populate_s=..
+//     errors=E
 //
 // Embedded: one Node per store and shard count (EmbeddedOptions::threads), each with an empty
 // store (SQLite: a new file under --dir; the key is SPAWN_STATESTORE_KEY or a random one);
@@ -52,6 +72,7 @@
 
 #include <spawn/spawn.hpp>
 
+#include "resident.hpp"
 #include "sdk_bench.pb.h"
 
 namespace {
@@ -120,12 +141,18 @@ Settings parse(int argc, char** argv) {
   }
   Settings s;
   s.mode = argv[1];
-  if (s.mode != "embedded" && s.mode != "sidecar") {
+  if (s.mode != "embedded" && s.mode != "sidecar" && s.mode != "memory" && s.mode != "activation") {
     usage("unknown mode '" + s.mode + "'");
   }
   const bool embedded = s.mode == "embedded";
   s.callers = embedded ? std::vector<int>{1, 2, 4, 8, 64} : std::vector<int>{1, 16};
   s.seconds = embedded ? 1 : 2;
+  if (s.mode == "memory" || s.mode == "activation") {
+    s.callers = {64};
+    s.shards = {2};
+    s.actors = s.mode == "memory" ? 1000000 : 100000;
+    s.seconds = 2;
+  }
   for (int i = 2; i < argc; ++i) {
     const std::string arg = argv[i];
     if (i + 1 >= argc) {
@@ -134,7 +161,7 @@ Settings parse(int argc, char** argv) {
     const std::string value = argv[++i];
     if (arg == "--stores") {
       s.stores = split(value);
-    } else if (arg == "--shards" && embedded) {
+    } else if (arg == "--shards" && s.mode != "sidecar") {
       s.shards = split_ints(value);
     } else if (arg == "--shards") {
       s.proxy_shards = value;
@@ -162,7 +189,7 @@ Settings parse(int argc, char** argv) {
       usage("unknown option " + arg);
     }
   }
-  if (!embedded && (s.proxy_port == 0 || s.port == 0)) {
+  if (s.mode == "sidecar" && (s.proxy_port == 0 || s.port == 0)) {
     usage("sidecar mode needs --proxy-port and --port");
   }
   return s;
@@ -190,6 +217,19 @@ spawn::ActorSystem make_system(int actors) {
           return ctx.value().state(next).reply(next).checkpoint();
         });
   }
+  return system;
+}
+
+// The unnamed counter template of the memory and activation modes: no periodic snapshot (state
+// is saved at deactivation and shutdown), so an idle actor holds only its own memory.
+spawn::ActorSystem make_template_system() {
+  spawn::ActorSystem system(kSystem);
+  system.actor<Counter>("counter").unnamed().deactivate_after(60min).action(
+      "inc", [](spawn::Context<Counter>& ctx, const Add& add) {
+        Counter next = ctx.take_state();
+        next.set_value(next.value() + add.by());
+        return ctx.value().state(next).reply(next);
+      });
   return system;
 }
 
@@ -421,14 +461,179 @@ int run_sidecar(const Settings& s, const std::vector<std::string>& names) {
   return errors == 0 ? 0 : 1;
 }
 
+// Calls `call(i)` once for every i < count, spread over `callers` threads (thread t takes
+// t, t + callers, ...); records each call's latency. Returns the run with its wall time.
+template <class Call>
+Run each_once(int count, int callers, Call call) {
+  std::mutex mutex;
+  Run run;
+  run.latencies_ns.reserve(static_cast<std::size_t>(count));
+  std::latch ready(callers + 1);
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(callers));
+  for (int t = 0; t < callers; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::int64_t> latencies;
+      latencies.reserve(static_cast<std::size_t>(count / callers + 1));
+      long errors = 0;
+      std::string first_error;
+      ready.arrive_and_wait();
+      for (int i = t; i < count; i += callers) {
+        const auto start = Clock::now();
+        spawn::Result<void> done = call(i);
+        latencies.push_back(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
+        if (!done && errors++ == 0) {
+          first_error = done.error().message;
+        }
+      }
+      std::lock_guard lock(mutex);
+      run.calls += static_cast<long>(latencies.size());
+      run.errors += errors;
+      if (run.first_error.empty()) {
+        run.first_error = first_error;
+      }
+      run.latencies_ns.insert(run.latencies_ns.end(), latencies.begin(), latencies.end());
+    });
+  }
+  ready.arrive_and_wait();
+  const auto start = Clock::now();
+  for (auto& thread : threads) {
+    thread.join();
+  }
+  run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (run.errors > 0) {
+    std::cerr << "spawn-sdk-bench: " << run.errors << " calls failed; first: " << run.first_error
+              << "\n";
+  }
+  return run;
+}
+
+spawn::Result<void> spawn_and_inc(const spawn::Client& client, const std::string& name) {
+  if (auto spawned = client.spawn(name, "counter"); !spawned) {
+    return spawned;
+  }
+  Add add;
+  add.set_by(1);
+  auto reply = client.invoke<Counter>(kSystem, name, "inc", add);
+  if (!reply) {
+    return std::move(reply).error();
+  }
+  return spawn::ok();
+}
+
+int run_memory(const Settings& s, const std::vector<std::string>& names) {
+  spawn::EmbeddedOptions options;
+  options.statestore = "memory";
+  options.threads = static_cast<std::size_t>(s.shards.front());
+  auto node = spawn::Node::embedded(make_template_system(), options);
+  if (!node) {
+    std::cerr << "spawn-sdk-bench: cannot start the node: " << node.error().message << "\n";
+    return 1;
+  }
+  const spawn::Client client = node->client();
+  const int callers = s.callers.front();
+  const long before = spawn::bench::resident_bytes();
+  Run spawned = each_once(s.actors, callers, [&](int i) {
+    return spawn_and_inc(client, names[static_cast<std::size_t>(i)]);
+  });
+  const long after = spawn::bench::resident_bytes();
+  std::fprintf(stderr, "spawn-sdk-bench: %d actors spawned and invoked in %.2f s\n", s.actors,
+               spawned.seconds);
+  Run run = measure(client, names, "inc", callers, s.seconds);
+  std::printf(
+      "SDK_MEMORY actors=%d shards=%d rss_before=%ld rss_after=%ld bytes_per_actor=%.0f "
+      "spawn_rate=%.0f spawn_p50_us=%.1f spawn_p99_us=%.1f rps=%.0f p50_us=%.1f p99_us=%.1f "
+      "errors=%ld\n",
+      s.actors, s.shards.front(), before, after, static_cast<double>(after - before) / s.actors,
+      rate(spawned), percentile_us(spawned.latencies_ns, 0.5),
+      percentile_us(spawned.latencies_ns, 0.99), rate(run), percentile_us(run.latencies_ns, 0.5),
+      percentile_us(run.latencies_ns, 0.99), spawned.errors + run.errors);
+  std::fflush(stdout);
+  // Deactivating a million actors one by one is not what is measured: exit without it.
+  node->kill_for_test();
+  return spawned.errors + run.errors == 0 ? 0 : 1;
+}
+
+int run_activation(const Settings& s, const std::vector<std::string>& names) {
+  const char* env_key = std::getenv("SPAWN_STATESTORE_KEY");
+  const std::string key = env_key != nullptr && *env_key != '\0' ? env_key : random_key();
+  const std::filesystem::path db =
+      std::filesystem::path(s.dir) / ("spawn-sdk-bench-" + std::to_string(getpid()) + "-act.db");
+  spawn::EmbeddedOptions options;
+  options.statestore = "sqlite";
+  options.database = db.string();
+  options.statestore_key = key;
+  options.threads = static_cast<std::size_t>(s.shards.front());
+  const int callers = s.callers.front();
+  long errors = 0;
+  double populate_seconds = 0;
+  {
+    const auto start = Clock::now();
+    auto node = spawn::Node::embedded(make_template_system(), options);
+    if (!node) {
+      std::cerr << "spawn-sdk-bench: cannot start the node: " << node.error().message << "\n";
+      return 1;
+    }
+    const spawn::Client client = node->client();
+    errors += each_once(s.actors, callers, [&](int i) {
+                return spawn_and_inc(client, names[static_cast<std::size_t>(i)]);
+              }).errors;
+    node->stop();  // saves every actor's state
+    populate_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    std::fprintf(stderr, "spawn-sdk-bench: %d actors stored in SQLite in %.2f s\n", s.actors,
+                 populate_seconds);
+  }
+  auto node = spawn::Node::embedded(make_template_system(), options);
+  if (!node) {
+    std::cerr << "spawn-sdk-bench: cannot restart the node: " << node.error().message << "\n";
+    return 1;
+  }
+  const spawn::Client client = node->client();
+  errors += each_once(s.actors, callers, [&](int i) {
+              return client.spawn(names[static_cast<std::size_t>(i)], "counter");
+            }).errors;
+  Run activated = each_once(s.actors, callers, [&](int i) -> spawn::Result<void> {
+    auto got = client.invoke<Counter>(kSystem, names[static_cast<std::size_t>(i)], "get");
+    if (!got) {
+      return std::move(got).error();
+    }
+    if (got->value() != 1) {
+      return spawn::fail(spawn::ErrorCode::kDataLoss, "the state loaded is not the one stored");
+    }
+    return spawn::ok();
+  });
+  errors += activated.errors;
+  std::printf(
+      "SDK_ACTIVATION actors=%d shards=%d rate=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
+      "populate_s=%.2f errors=%ld\n",
+      s.actors, s.shards.front(), rate(activated), percentile_us(activated.latencies_ns, 0.5),
+      percentile_us(activated.latencies_ns, 0.99), percentile_us(activated.latencies_ns, 0.999),
+      populate_seconds, errors);
+  std::fflush(stdout);
+  node->kill_for_test();
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::error_code ignored;
+    std::filesystem::remove(db.string() + suffix, ignored);
+  }
+  return errors == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const Settings settings = parse(argc, argv);
   std::vector<std::string> names;
   names.reserve(static_cast<std::size_t>(settings.actors));
+  const bool children = settings.mode == "memory" || settings.mode == "activation";
   for (int i = 0; i < settings.actors; ++i) {
-    names.push_back(actor_name(i));
+    names.push_back(children ? "m" + std::to_string(i) : actor_name(i));
+  }
+  if (settings.mode == "memory") {
+    return run_memory(settings, names);
+  }
+  if (settings.mode == "activation") {
+    return run_activation(settings, names);
   }
   return settings.mode == "embedded" ? run_embedded(settings, names) : run_sidecar(settings, names);
 }

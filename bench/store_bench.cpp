@@ -12,6 +12,13 @@
 // skipped. SQLite writes a file under --dir (default /var/tmp: a disk, not tmpfs).
 //
 //   spawn-store-bench [--seconds 5] [--concurrency 64] [--loads 2000] [--dir /var/tmp]
+//   spawn-store-bench --ceiling 64 [--seconds 2] [--dir /var/tmp]
+//
+// --ceiling B measures SQLite itself instead, with none of our code: one thread upserts rows of
+// the size of an encrypted counter snapshot, B per transaction, in WAL mode with
+// synchronous=FULL (the statestore's settings), for `--seconds`. Each row is durable once its
+// COMMIT returned, as the statestore's group commit makes it. Prints
+//   SQLITE_CEILING batch=B rows=N seconds=S rows_per_s=R commits_per_s=C
 
 #include <algorithm>
 #include <chrono>
@@ -25,6 +32,7 @@
 
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include "common/asio.hpp"
@@ -40,7 +48,89 @@ struct Settings {
   int concurrency = 64;
   int loads = 2000;
   std::string dir = "/var/tmp";
+  int ceiling_batch = 0;
 };
+
+bool sqlite_ok(sqlite3* db, int code, const char* what) {
+  if (code == SQLITE_OK || code == SQLITE_DONE || code == SQLITE_ROW) {
+    return true;
+  }
+  std::fprintf(stderr, "spawn-store-bench: %s: %s\n", what, sqlite3_errmsg(db));
+  return false;
+}
+
+// The ceiling of SQLite on this disk: batched upserts in WAL mode, synchronous=FULL.
+int run_ceiling(const Settings& settings) {
+  const std::filesystem::path file =
+      std::filesystem::path(settings.dir)
+      / ("spawn-store-bench-ceiling-" + std::to_string(getpid()) + ".db");
+  sqlite3* db = nullptr;
+  if (sqlite3_open(file.c_str(), &db) != SQLITE_OK) {
+    std::fprintf(stderr, "spawn-store-bench: cannot open %s\n", file.c_str());
+    return 1;
+  }
+  bool ok =
+      sqlite_ok(db, sqlite3_exec(db, "PRAGMA journal_mode = WAL", nullptr, nullptr, nullptr),
+                "journal_mode")
+      && sqlite_ok(db, sqlite3_exec(db, "PRAGMA synchronous = FULL", nullptr, nullptr, nullptr),
+                   "synchronous")
+      && sqlite_ok(db,
+                   sqlite3_exec(db,
+                                "CREATE TABLE snapshots (system TEXT NOT NULL, actor TEXT "
+                                "NOT NULL, revision INTEGER NOT NULL, data BLOB, PRIMARY "
+                                "KEY (system, actor))",
+                                nullptr, nullptr, nullptr),
+                   "create");
+  sqlite3_stmt* upsert = nullptr;
+  ok = ok
+       && sqlite_ok(db,
+                    sqlite3_prepare_v2(db,
+                                       "INSERT INTO snapshots (system, actor, revision, data) "
+                                       "VALUES ('bench', ?1, ?2, ?3) ON CONFLICT (system, actor) "
+                                       "DO UPDATE SET revision = excluded.revision, data = "
+                                       "excluded.data",
+                                       -1, &upsert, nullptr),
+                    "prepare");
+  // An encrypted counter snapshot: 12-byte nonce, 16-byte tag, the protobuf state and tags.
+  const std::string data(96, 'x');
+  long rows = 0;
+  long commits = 0;
+  const int actors = 1000;
+  const auto start = Clock::now();
+  const auto deadline = start
+                        + std::chrono::duration_cast<Clock::duration>(
+                            std::chrono::duration<double>(settings.seconds));
+  while (ok && Clock::now() < deadline) {
+    ok = sqlite_ok(db, sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr), "begin");
+    for (int i = 0; ok && i < settings.ceiling_batch; ++i) {
+      const std::string actor = "actor-" + std::to_string((rows + i) % actors);
+      sqlite3_bind_text(upsert, 1, actor.data(), static_cast<int>(actor.size()), SQLITE_TRANSIENT);
+      sqlite3_bind_int64(upsert, 2, rows + i);
+      sqlite3_bind_blob(upsert, 3, data.data(), static_cast<int>(data.size()), SQLITE_STATIC);
+      ok = sqlite_ok(db, sqlite3_step(upsert), "upsert");
+      sqlite3_reset(upsert);
+    }
+    ok = ok && sqlite_ok(db, sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr), "commit");
+    if (ok) {
+      rows += settings.ceiling_batch;
+      ++commits;
+    }
+  }
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  sqlite3_finalize(upsert);
+  sqlite3_close(db);
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::error_code ignored;
+    std::filesystem::remove(file.string() + suffix, ignored);
+  }
+  if (!ok) {
+    return 1;
+  }
+  std::printf("SQLITE_CEILING batch=%d rows=%ld seconds=%.2f rows_per_s=%.0f commits_per_s=%.0f\n",
+              settings.ceiling_batch, rows, elapsed, static_cast<double>(rows) / elapsed,
+              static_cast<double>(commits) / elapsed);
+  return 0;
+}
 
 // Fills the server fields of `config` from "key=value ..." in `variable`; false when unset.
 bool server_from_env(const char* variable, statestore::StoreConfig& config) {
@@ -177,10 +267,15 @@ int main(int argc, char** argv) {
       settings.loads = std::atoi(value);
     } else if (flag == "--dir") {
       settings.dir = value;
+    } else if (flag == "--ceiling") {
+      settings.ceiling_batch = std::atoi(value);
     } else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
     }
+  }
+  if (settings.ceiling_batch > 0) {
+    return run_ceiling(settings);
   }
   std::printf("concurrency %d, %.1f s per run, %d loads; writes are durable when counted\n",
               settings.concurrency, settings.seconds, settings.loads);

@@ -2,9 +2,10 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include <boost/asio/any_completion_handler.hpp>
 
@@ -43,17 +44,33 @@ struct Envelope {
 /// One activated (or activating) actor instance. Lives on exactly one shard and is touched only by
 /// that shard's thread; the shard's mailbox loop is the only code that changes it.
 struct Entity {
-  Entity(statestore::ActorKey actor_key, protocol::pba::ActorId actor_id,
+  Entity(statestore::ActorKey actor_key, std::string registered_name, std::string parent_name,
          std::shared_ptr<const ActorDefinition> actor_definition,
          std::optional<std::int64_t> start_at)
       : key(std::move(actor_key)),
-        id(std::move(actor_id)),
+        id_name(registered_name == key.name ? std::string() : std::move(registered_name)),
+        parent(std::move(parent_name)),
         definition(std::move(actor_definition)),
         start_revision(start_at) {}
 
+  /// Returns the id sent to the host: name, system, and parent for spawned children. Made when
+  /// needed rather than kept as a protobuf, which held three heap strings per idle actor
+  /// (docs/performance.md, optimisation log).
+  protocol::pba::ActorId actor_id() const {
+    protocol::pba::ActorId id;
+    id.set_name(id_name.empty() ? key.name : id_name);
+    id.set_system(key.system);
+    if (!parent.empty()) {
+      id.set_parent(parent);
+    }
+    return id;
+  }
+
   statestore::ActorKey key;
-  /// The id sent to the host: name, system, and parent for spawned children.
-  protocol::pba::ActorId id;
+  /// The name the host knows when it is not key.name (pool members); empty otherwise.
+  std::string id_name;
+  /// The template a spawned child was made from; empty otherwise.
+  std::string parent;
   std::shared_ptr<const ActorDefinition> definition;
   /// Historical revision to start from (spawn `?revision=N`); used by the first activation only.
   std::optional<std::int64_t> start_revision;
@@ -75,7 +92,10 @@ struct Entity {
   /// When the shard's wakeup for this entity is due; stale wakeups are ignored.
   Clock::time_point next_check{};
 
-  std::deque<Envelope> mailbox;
+  /// A list, not a deque: libstdc++'s deque allocates a 512-byte block (and its map) as soon as
+  /// it is constructed, which an idle actor kept for nothing (about 440 bytes of the ~1,700 an
+  /// activated actor cost; docs/performance.md, optimisation log).
+  std::list<Envelope> mailbox;
 };
 
 }  // namespace spawn::runtime

@@ -1,7 +1,6 @@
 #include "runtime/shard.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <random>
 
 #include <boost/asio/bind_executor.hpp>
@@ -20,22 +19,6 @@ namespace {
 
 std::string describe(const ActorKey& key) {
   return key.system + "/" + key.name;
-}
-
-// The retry window for an unreachable host: metadata `request-timeout` in ms (PROTOCOL.md §5.10).
-std::chrono::milliseconds retry_window(const pb::InvocationRequest& request,
-                                       std::chrono::milliseconds fallback) {
-  auto it = request.metadata().find("request-timeout");
-  if (it == request.metadata().end()) {
-    return fallback;
-  }
-  std::int64_t ms = 0;
-  const auto& text = it->second;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
-  if (ec != std::errc() || ptr != text.data() + text.size() || ms < 0) {
-    return fallback;
-  }
-  return std::chrono::milliseconds(ms);
 }
 
 bool same_any(const google::protobuf::Any& a, const google::protobuf::Any& b) {
@@ -140,7 +123,8 @@ Result<void> Shard::spawn(const pba::ActorId& id, std::optional<std::int64_t> re
   registry_[key] = RegistryEntry{definition, id.parent(), revision};
   if (auto it = entities_.find(key); it != entities_.end()) {
     it->second->definition = definition;
-    it->second->id = id;
+    it->second->id_name.clear();  // the child's own name is its key's
+    it->second->parent = id.parent();
   }
   return ok();
 }
@@ -182,14 +166,8 @@ Result<Entity*> Shard::find_or_create(const ActorKey& registered, const ActorKey
     return fail(ErrorCode::kNotFound,
                 "Actor " + registered.name + " not found on ActorSystem " + registered.system);
   }
-  pba::ActorId id;
-  id.set_name(registered.name);
-  id.set_system(registered.system);
-  if (!entry->second.parent.empty()) {
-    id.set_parent(entry->second.parent);
-  }
-  auto entity = std::make_unique<Entity>(instance, std::move(id), entry->second.definition,
-                                         entry->second.revision);
+  auto entity = std::make_unique<Entity>(instance, registered.name, entry->second.parent,
+                                         entry->second.definition, entry->second.revision);
   entry->second.revision.reset();
   auto* raw = entity.get();
   entities_.emplace(instance, std::move(entity));
@@ -415,19 +393,20 @@ Task<Result<void>> Shard::activate(Entity& entity) {
   spdlog::debug("actor={} activated rev={}", describe(entity.key), entity.revision);
 
   if (const auto& init = definition.init_action()) {
+    const pba::ActorId id = entity.actor_id();
     pb::ActorInvocation invocation;
-    *invocation.mutable_actor() = entity.id;
+    *invocation.mutable_actor() = id;
     invocation.set_action_name(*init);
     invocation.mutable_noop();
-    *invocation.mutable_caller() = entity.id;
+    *invocation.mutable_caller() = id;
     auto* context = invocation.mutable_current_context();
     if (entity.state.has_state()) {
       *context->mutable_state() = entity.state.state();
     }
     *context->mutable_tags() = entity.state.tags();
-    *context->mutable_caller() = entity.id;
-    context->mutable_self()->set_name(entity.id.name());
-    context->mutable_self()->set_system(entity.id.system());
+    *context->mutable_caller() = id;
+    context->mutable_self()->set_name(id.name());
+    context->mutable_self()->set_system(id.system());
     auto reply = co_await call_host(entity, std::move(invocation), std::chrono::milliseconds(0));
     if (reply) {
       apply(entity, *reply);
@@ -449,7 +428,7 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest reques
     if (request.has_caller()) {
       *context->mutable_caller() = request.caller();
     }
-    *context->mutable_self() = entity.id;
+    *context->mutable_self() = entity.actor_id();
     *context->mutable_tags() = entity.state.tags();
     if (entity.state.has_state()) {
       *context->mutable_state() = entity.state.state();
@@ -460,7 +439,7 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest reques
   }
 
   pb::ActorInvocation invocation;
-  *invocation.mutable_actor() = entity.id;
+  *invocation.mutable_actor() = entity.actor_id();
   invocation.set_action_name(action);
   auto* context = invocation.mutable_current_context();
   if (entity.state.has_state()) {
@@ -468,7 +447,7 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest reques
   }
   *context->mutable_tags() = entity.state.tags();
   *context->mutable_metadata() = request.metadata();
-  *context->mutable_self() = entity.id;
+  *context->mutable_self() = invocation.actor();
   if (request.has_caller()) {
     *context->mutable_caller() = request.caller();
     *invocation.mutable_caller() = request.caller();
@@ -478,7 +457,8 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest reques
   } else if (request.has_noop()) {
     invocation.mutable_noop();
   }
-  auto window = retry_window(request, options_.default_request_timeout);
+  // The retry window for an unreachable host (PROTOCOL.md §5.10).
+  auto window = request_timeout(request, options_.default_request_timeout);
   auto reply = co_await call_host(entity, std::move(invocation), window);
   entity.last_used = Clock::now();
   auto context_text = "invoke '" + action + "' on actor '" + entity.key.name + "'";
