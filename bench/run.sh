@@ -23,6 +23,8 @@
 #    invocations (spawn-bench-driver), on the shard count with the best inc rate.
 # 8. The C++ SDK, embedded and as a sidecar host of the proxy (bench/run-sdk.sh, which has its
 #    own settings).
+# 9. The cluster (bench/cluster.sh): local against remote invocations through one node, recovery
+#    after kill -9, directory operations per second.
 #
 # Everything listens on 127.0.0.1 only, every run is bounded, and everything started here is
 # stopped on exit. Settings (environment):
@@ -50,6 +52,7 @@
 #   SPAWN_BENCH_SCHEDULED   scheduled invocations (default 100000); SPAWN_BENCH_SUBSCRIBERS
 #                           broadcast subscribers (default 10000); 0 skips either benchmark
 #   SPAWN_BENCH_SDK         0 skips the SDK benchmark (default 1)
+#   SPAWN_BENCH_CLUSTER     0 skips the cluster benchmark (bench/cluster.sh; default 1, quick 0)
 #   SPAWN_BENCH_PROXY_PORT, SPAWN_BENCH_HOST_PORT, SPAWN_BENCH_NGINX_PORT (defaults 19101, 19190,
 #                           19180)
 set -euo pipefail
@@ -59,10 +62,11 @@ root=$(pwd)
 quick=${BENCH_QUICK:-0}
 if ((quick)); then
   q_duration=2 q_repeats=1 q_shards=2 q_memory=100000 q_curve="1000 10000" q_activations=20000
-  q_scheduled=0 q_subscribers=0 q_sdk=0 q_caf_seconds=1
+  q_scheduled=0 q_subscribers=0 q_sdk=0 q_caf_seconds=1 q_cluster=0
 else
   q_duration=5 q_repeats=3 q_shards="1 2" q_memory=1000000 q_curve="1000 10000 100000"
   q_activations=100000 q_scheduled=100000 q_subscribers=10000 q_sdk=1 q_caf_seconds=2
+  q_cluster=1
 fi
 duration=${SPAWN_BENCH_DURATION:-$q_duration}
 repeats=${SPAWN_BENCH_REPEATS:-$q_repeats}
@@ -81,6 +85,7 @@ plot=${SPAWN_BENCH_PLOT-docs/img/cost-curve.png}
 scheduled=${SPAWN_BENCH_SCHEDULED:-$q_scheduled}
 subscribers=${SPAWN_BENCH_SUBSCRIBERS:-$q_subscribers}
 sdk=${SPAWN_BENCH_SDK:-$q_sdk}
+cluster=${SPAWN_BENCH_CLUSTER:-$q_cluster}
 proxy_port=${SPAWN_BENCH_PROXY_PORT:-19101}
 host_port=${SPAWN_BENCH_HOST_PORT:-19190}
 nginx_port=${SPAWN_BENCH_NGINX_PORT:-19180}
@@ -95,7 +100,7 @@ need_tools wrk curl openssl
 
 # --- build -------------------------------------------------------------------------------------
 build_targets spawn-proxy spawn-bench-host spawn-bench-requests spawn-bench-driver \
-  spawn-sdk-bench spawn-store-bench spawn-caf-bench
+  spawn-sdk-bench spawn-store-bench spawn-caf-bench spawnctl spawn-directory-bench
 host_bin=$build/bench/spawn-bench-host
 requests_bin=$build/bench/spawn-bench-requests
 driver_bin=$build/bench/spawn-bench-driver
@@ -353,6 +358,13 @@ if ((sdk)); then
   SPAWN_BENCH_BUILD_DIR=$build SPAWN_SDK_BENCH_PROXY_SHARDS=$best_shards \
     "$root/bench/run-sdk.sh" >"$work/sdk.md" || sdk_status=$?
 fi
+
+# --- 9. Cluster ---------------------------------------------------------------------------------
+cluster_status=0
+if ((cluster)); then
+  log "cluster benchmark (bench/cluster.sh)"
+  SPAWN_BENCH_BUILD_DIR=$build "$root/bench/cluster.sh" >"$work/cluster.md" || cluster_status=$?
+fi
 load_after=$(load_average)
 log "load after: $load_after"
 
@@ -565,7 +577,18 @@ if [[ -s $work/sdk.md ]]; then
   cat "$work/sdk.md"  # its own heading: "SDK"
 fi
 
+if [[ -s $work/cluster.md ]]; then
+  echo
+  echo "### 9. Cluster: local against remote invocations, recovery, directory (bench/cluster.sh)"
+  echo
+  cat "$work/cluster.md"
+fi
+
 status=0
+if ((cluster_status != 0)); then
+  log "the cluster benchmark failed (exit status $cluster_status)"
+  status=1
+fi
 if ((sdk_status != 0)); then
   log "the SDK benchmark failed (exit status $sdk_status)"
   status=1
