@@ -359,8 +359,11 @@ Task<void> NatsCluster::run_heartbeat() {
     timer.expires_after(settings_.heartbeat);
     co_await timer.async_wait(kUseTask);
     // Woken this late, the process did not run for a while (SIGSTOP, swapped out): the others
-    // took it for dead. (Time spent in beat() or elect(), e.g. waiting for NATS, does not count.)
-    if (Clock::now() - asleep - settings_.heartbeat >= settings_.node_timeout) {
+    // may have taken it for dead. They saw no heartbeat for the overshoot plus one interval, and
+    // judge at their own beats: half an interval more is the margin. (Time spent in beat() or
+    // elect(), e.g. waiting for NATS, does not count.)
+    const auto overshoot = Clock::now() - asleep - settings_.heartbeat;
+    if (overshoot >= settings_.node_timeout - settings_.heartbeat - settings_.heartbeat / 2) {
       lose_contact("paused for longer than the node timeout");
     }
   }
@@ -565,6 +568,15 @@ Task<Result<void>> NatsCluster::spawned(std::vector<pba::ActorId> ids) {
     }
   }
   co_return ok();
+}
+
+std::optional<bool> NatsCluster::owns(const ActorKey& key) {
+  std::lock_guard lock(mutex_);
+  auto it = owners_.find(key);
+  if (it == owners_.end() || !alive(it->second, Clock::now())) {
+    return std::nullopt;
+  }
+  return it->second == settings_.node;
 }
 
 void NatsCluster::forget(const ActorKey& key) {

@@ -74,6 +74,7 @@ public:
   bool registered_anywhere(const std::string& system, const std::string& name) override;
   Task<Result<void>> spawned(std::vector<protocol::pba::ActorId> children) override;
   Task<Result<runtime::Placement>> locate(statestore::ActorKey key) override;
+  std::optional<bool> owns(const statestore::ActorKey& key) override;
   void forget(const statestore::ActorKey& key) override;
   Task<Result<std::optional<protocol::pb::InvocationResponse>>> call(
       std::string node, protocol::pb::InvocationRequest request, int hops,

@@ -75,6 +75,10 @@ public:
   /// (or its owner is dead). kNotFound when no live node registered it.
   virtual Task<Result<Placement>> locate(statestore::ActorKey key) = 0;
 
+  /// Returns whether this node owns `key` as far as its cache knows: nullopt when it does not
+  /// know (nothing cached, or the cached owner is dead). Never blocks.
+  virtual std::optional<bool> owns(const statestore::ActorKey& key) = 0;
+
   /// Drops what is cached about `key`'s owner; the next locate() asks the directory.
   virtual void forget(const statestore::ActorKey& key) = 0;
 

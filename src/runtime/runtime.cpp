@@ -86,6 +86,16 @@ Runtime::Runtime(RuntimeOptions options, const HostFactory& host_factory, states
       if (shutting_down_) {
         return false;
       }
+      if (cluster_ != nullptr) {
+        // A timer runs where its actor lives: once the actor moved (this node was paused or cut
+        // off), the new owner runs its own and this one stops.
+        ActorKey key{r.actor().id().system(), r.actor().id().name()};
+        if (cluster_->owns(key) == false) {
+          spdlog::info("actor={}/{} timer '{}' stops here: the actor lives on another node",
+                       key.system, key.name, r.action_name());
+          return false;
+        }
+      }
       dispatch(shard->executor(), std::move(r), "timer");
       return true;
     });

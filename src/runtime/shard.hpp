@@ -33,7 +33,8 @@ struct Subscription {
 };
 
 /// Sends a request through the router in the background (timers use it, so that their
-/// invocations run workflows like any other). Returns false when the runtime takes no more work.
+/// invocations run workflows like any other). Returns false when the runtime takes no more work,
+/// or (in a cluster) the actor lives on another node: the timer then stops here.
 using Dispatcher = std::function<bool(protocol::pb::InvocationRequest)>;
 
 /// What the runtime tells about one registered or spawned actor.

@@ -483,6 +483,39 @@ TEST_F(ClusterTest, APausedNodeCannotOverwriteWhatTheNewOwnerWrote) {
   EXPECT_EQ(stale_acked.load(), 0);
 }
 
+TEST_F(ClusterTest, ATimerStopsOnANodeThatLostItsActor) {
+  auto with_ticker = actors();
+  with_ticker.push_back(
+      {.name = "ticker", .actions = {"tick"}, .timers = {{.period_ms = 100, .action = "tick"}}});
+  for (int i = 0; i < kNodes; ++i) {
+    ASSERT_TRUE(register_on(*clients_[static_cast<std::size_t>(i)], with_ticker,
+                            nodes_[static_cast<std::size_t>(i)]->log()));
+  }
+  ASSERT_EQ(call(0, "ticker", "getState").status().status(), pb::OK) << logs();
+  const int owner = index_of(owner_of("ticker"));
+  ASSERT_GE(owner, 0);
+  const int via = (owner + 1) % kNodes;
+  ::kill(nodes_[static_cast<std::size_t>(owner)]->pid(), SIGSTOP);
+  // Once the paused node is dead to the others, the actor (and its timer) starts elsewhere.
+  bool moved = testing::TestHost::wait_for(
+      [&] {
+        return call(via, "ticker", "getState", std::nullopt, "1000").status().status() == pb::OK
+               && index_of(owner_of("ticker", via)) != owner;
+      },
+      15s);
+  ::kill(nodes_[static_cast<std::size_t>(owner)]->pid(), SIGCONT);
+  ASSERT_TRUE(moved) << logs();
+  // The resumed node's timer finds the actor gone and stops instead of firing from two nodes.
+  EXPECT_TRUE(testing::TestHost::wait_for(
+      [&] {
+        return nodes_[static_cast<std::size_t>(owner)]->log().find(
+                   "timer 'tick' stops here: the actor lives on another node")
+               != std::string::npos;
+      },
+      10s))
+      << logs();
+}
+
 TEST_F(ClusterTest, TheClusterRecoversWhenNatsRestarts) {
   for (int i = 0; i < 6; ++i) {
     ASSERT_EQ(call(i % kNodes, "counter", "add").status().status(), pb::OK) << logs();
