@@ -8,6 +8,8 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/log.hpp"
+
 namespace spawn::runtime {
 
 namespace pb = protocol::pb;
@@ -39,17 +41,6 @@ bool same_tags(const google::protobuf::Map<std::string, std::string>& a,
   return true;
 }
 
-void log_unexpected(std::exception_ptr error, const char* what) {
-  if (!error) {
-    return;
-  }
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    spdlog::error("{}: unexpected exception: {}", what, e.what());
-  }
-}
-
 }  // namespace
 
 Shard::Shard(std::size_t index, const HostFactory& host_factory, statestore::Store* store,
@@ -66,7 +57,7 @@ Shard::~Shard() {
 
 void Shard::start() {
   asio::co_spawn(io_, run_wakeups(),
-                 [](std::exception_ptr e) { log_unexpected(e, "shard wakeups"); });
+                 [](std::exception_ptr e) { common::log_exception(e, "shard wakeups"); });
   thread_ = std::thread([this] {
     auto guard = asio::make_work_guard(io_);
     io_.run();
@@ -241,7 +232,7 @@ void Shard::enqueue(Entity& entity, Envelope envelope) {
   if (!entity.running) {
     entity.running = true;
     asio::co_spawn(io_, drive(entity.key),
-                   [](std::exception_ptr e) { log_unexpected(e, "actor mailbox"); });
+                   [](std::exception_ptr e) { common::log_exception(e, "actor mailbox"); });
   }
 }
 
@@ -596,7 +587,7 @@ void Shard::start_timers(const Entity& entity) {
     // on after passivation, so it starts once per actor, not once per activation.
     if (timers_.insert(entity.key.system + '\x1f' + entity.key.name + '\x1f' + action).second) {
       asio::co_spawn(io_, run_timer(entity.key, action, std::chrono::milliseconds(timer.seconds())),
-                     [](std::exception_ptr e) { log_unexpected(e, "actor timer"); });
+                     [](std::exception_ptr e) { common::log_exception(e, "actor timer"); });
     }
   }
 }

@@ -20,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/asio.hpp"
+#include "common/log.hpp"
 
 namespace spawn::sdk {
 
@@ -49,19 +50,6 @@ Response make_response(const Request& request, http::status status, std::string_
   response.keep_alive(request.keep_alive());
   response.prepare_payload();
   return response;
-}
-
-void log_exception(std::exception_ptr error, const char* what) {
-  if (!error) {
-    return;
-  }
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    spdlog::error("sdk host {}: unexpected exception: {}", what, e.what());
-  } catch (...) {
-    spdlog::error("sdk host {}: unexpected exception", what);
-  }
 }
 
 }  // namespace
@@ -145,7 +133,7 @@ struct HostServer::Impl {
       }
       socket.set_option(tcp::no_delay(true), error);
       asio::co_spawn(asio::make_strand(io), session(std::move(socket)),
-                     [](std::exception_ptr e) { log_exception(e, "session"); });
+                     [](std::exception_ptr e) { common::log_exception(e, "sdk host session"); });
     }
   }
 
@@ -194,7 +182,7 @@ Result<void> HostServer::start() {
   }
   impl_->port = acceptor.local_endpoint().port();
   asio::co_spawn(acceptor.get_executor(), impl_->accept_loop(),
-                 [](std::exception_ptr e) { log_exception(e, "accept loop"); });
+                 [](std::exception_ptr e) { common::log_exception(e, "sdk host accept loop"); });
   for (std::size_t i = 0; i < impl_->threads; ++i) {
     impl_->workers.emplace_back([this] { impl_->io.run(); });
   }
