@@ -44,33 +44,28 @@ struct Envelope {
 /// One activated (or activating) actor instance. Lives on exactly one shard and is touched only by
 /// that shard's thread; the shard's mailbox loop is the only code that changes it.
 struct Entity {
-  Entity(statestore::ActorKey actor_key, std::string registered_name, std::string parent_name,
-         std::shared_ptr<const ActorDefinition> actor_definition,
+  Entity(statestore::ActorKey actor_key, std::shared_ptr<const ActorDefinition> actor_definition,
          std::optional<std::int64_t> start_at)
       : key(std::move(actor_key)),
-        id_name(registered_name == key.name ? std::string() : std::move(registered_name)),
-        parent(std::move(parent_name)),
         definition(std::move(actor_definition)),
         start_revision(start_at) {}
 
-  /// Returns the id sent to the host: name, system, and parent for spawned children. Made when
-  /// needed rather than kept as a protobuf, which held three heap strings per idle actor
-  /// (docs/performance.md, optimisation log).
+  /// Returns the id sent to the host: name, system, and parent for spawned children. Derived from
+  /// the key and the definition when needed rather than kept: a pool member is known to the host
+  /// by its pool's name, a spawned child (a key other than its definition's name) names its
+  /// template as parent (docs/performance.md, optimisation log: memory per actor).
   protocol::pba::ActorId actor_id() const {
     protocol::pba::ActorId id;
-    id.set_name(id_name.empty() ? key.name : id_name);
+    const bool pooled = definition->is_pooled();
+    id.set_name(pooled ? definition->name() : key.name);
     id.set_system(key.system);
-    if (!parent.empty()) {
-      id.set_parent(parent);
+    if (!pooled && key.name != definition->name()) {
+      id.set_parent(definition->name());
     }
     return id;
   }
 
   statestore::ActorKey key;
-  /// The name the host knows when it is not key.name (pool members); empty otherwise.
-  std::string id_name;
-  /// The template a spawned child was made from; empty otherwise.
-  std::string parent;
   std::shared_ptr<const ActorDefinition> definition;
   /// Historical revision to start from (spawn `?revision=N`); used by the first activation only.
   std::optional<std::int64_t> start_revision;

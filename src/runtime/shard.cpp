@@ -86,7 +86,6 @@ void Shard::add_definitions(std::string system,
     }
     auto& entry = registry_[key];
     entry.definition = definition;
-    entry.parent.clear();
     entry.revision.reset();
     // A running actor keeps its state; it picks up the new definition (actions, settings).
     if (auto it = entities_.find(key); it != entities_.end()) {
@@ -102,7 +101,9 @@ std::shared_ptr<const ActorDefinition> Shard::definition(const ActorKey& key) co
 
 Result<void> Shard::spawn(const pba::ActorId& id, std::optional<std::int64_t> revision) {
   auto parent = registry_.find(ActorKey{id.system(), id.parent()});
-  if (id.parent().empty() || parent == registry_.end() || !parent->second.parent.empty()) {
+  // A template is registered under its own name; a spawned child cannot be one.
+  if (id.parent().empty() || parent == registry_.end()
+      || parent->second.definition->name() != id.parent()) {
     return fail(ErrorCode::kNotFound,
                 "spawn actor '" + id.name() + "' on system '" + id.system()
                     + "': trying to create an actor from an Unnamed actor that has never been "
@@ -111,11 +112,9 @@ Result<void> Shard::spawn(const pba::ActorId& id, std::optional<std::int64_t> re
   }
   ActorKey key{id.system(), id.name()};
   auto definition = parent->second.definition;
-  registry_[key] = RegistryEntry{definition, id.parent(), revision};
+  registry_[key] = RegistryEntry{definition, revision};
   if (auto it = entities_.find(key); it != entities_.end()) {
     it->second->definition = definition;
-    it->second->id_name.clear();  // the child's own name is its key's
-    it->second->parent = id.parent();
   }
   return ok();
 }
@@ -128,7 +127,9 @@ std::vector<ActorInfo> Shard::actors(const std::string& system) const {
     }
     ActorInfo info;
     info.name = key.name;
-    info.parent = entry.parent;
+    if (key.name != entry.definition->name()) {
+      info.parent = entry.definition->name();
+    }
     info.kind = entry.definition->kind();
     info.stateful = entry.definition->is_stateful();
     for (const auto& action : entry.definition->actor().actions()) {
@@ -157,8 +158,8 @@ Result<Entity*> Shard::find_or_create(const ActorKey& registered, const ActorKey
     return fail(ErrorCode::kNotFound,
                 "Actor " + registered.name + " not found on ActorSystem " + registered.system);
   }
-  auto entity = std::make_unique<Entity>(instance, registered.name, entry->second.parent,
-                                         entry->second.definition, entry->second.revision);
+  auto entity =
+      std::make_unique<Entity>(instance, entry->second.definition, entry->second.revision);
   entry->second.revision.reset();
   auto* raw = entity.get();
   entities_.emplace(instance, std::move(entity));

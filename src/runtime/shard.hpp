@@ -127,9 +127,10 @@ public:
   std::size_t entity_count() const { return entities_.size(); }
 
 private:
+  /// A registered actor, or a spawned child: its definition is its template's, whose name (not
+  /// the key's) says which one it is.
   struct RegistryEntry {
     std::shared_ptr<const ActorDefinition> definition;
-    std::string parent;
     std::optional<std::int64_t> revision;
   };
 
