@@ -44,11 +44,11 @@ struct Envelope {
 /// One activated (or activating) actor instance. Lives on exactly one shard and is touched only by
 /// that shard's thread; the shard's mailbox loop is the only code that changes it.
 struct Entity {
-  Entity(statestore::ActorKey actor_key, std::shared_ptr<const ActorDefinition> actor_definition,
+  /// `actor_key` must outlive the entity: it is the key of the shard's map entry that owns it.
+  Entity(const statestore::ActorKey& actor_key,
+         std::shared_ptr<const ActorDefinition> actor_definition,
          std::optional<std::int64_t> start_at)
-      : key(std::move(actor_key)),
-        definition(std::move(actor_definition)),
-        start_revision(start_at) {}
+      : key(actor_key), definition(std::move(actor_definition)), start_revision(start_at) {}
 
   /// Returns the id sent to the host: name, system, and parent for spawned children. Derived from
   /// the key and the definition when needed rather than kept: a pool member is known to the host
@@ -65,7 +65,8 @@ struct Entity {
     return id;
   }
 
-  statestore::ActorKey key;
+  /// The key of the shard's map entry that owns this entity: one copy of the names per actor.
+  const statestore::ActorKey& key;
   std::shared_ptr<const ActorDefinition> definition;
   /// Historical revision to start from (spawn `?revision=N`); used by the first activation only.
   std::optional<std::int64_t> start_revision;

@@ -158,12 +158,12 @@ Result<Entity*> Shard::find_or_create(const ActorKey& registered, const ActorKey
     return fail(ErrorCode::kNotFound,
                 "Actor " + registered.name + " not found on ActorSystem " + registered.system);
   }
-  auto entity =
-      std::make_unique<Entity>(instance, entry->second.definition, entry->second.revision);
+  // The entity refers to its map entry's key rather than keeping a copy.
+  auto [it, inserted] = entities_.try_emplace(instance);
+  it->second =
+      std::make_unique<Entity>(it->first, entry->second.definition, entry->second.revision);
   entry->second.revision.reset();
-  auto* raw = entity.get();
-  entities_.emplace(instance, std::move(entity));
-  return raw;
+  return it->second.get();
 }
 
 Result<Entity*> Shard::accept(const ActorKey& registered, const ActorKey& instance,
