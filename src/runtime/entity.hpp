@@ -87,6 +87,10 @@ struct Entity {
   Clock::time_point next_snapshot{};
   /// When the shard's wakeup for this entity is due; stale wakeups are ignored.
   Clock::time_point next_check{};
+  /// Wakeups in the shard's heap that point at this entity.
+  std::uint32_t wakeups = 0;
+  /// Removed from the shard (its key is gone with its map entry); only pending wakeups keep it.
+  bool retired = false;
 
   /// A list, not a deque: libstdc++'s deque allocates a 512-byte block (and its map) as soon as
   /// it is constructed, which an idle actor kept for nothing (about 440 bytes of the ~1,700 an

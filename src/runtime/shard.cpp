@@ -53,6 +53,27 @@ Shard::Shard(std::size_t index, const HostFactory& host_factory, statestore::Sto
 
 Shard::~Shard() {
   stop();
+  // Retired entities that only wakeups kept alive; the others go with entities_.
+  while (!wakeups_.empty()) {
+    Entity* entity = wakeups_.top().entity;
+    wakeups_.pop();
+    if (--entity->wakeups == 0 && entity->retired) {
+      delete entity;
+    }
+  }
+}
+
+void Shard::retire(const ActorKey& key) {
+  auto it = entities_.find(key);
+  if (it == entities_.end()) {
+    return;
+  }
+  Entity* entity = it->second.release();
+  entities_.erase(it);
+  entity->retired = true;
+  if (entity->wakeups == 0) {
+    delete entity;
+  }
 }
 
 void Shard::start() {
@@ -318,7 +339,7 @@ Task<void> Shard::drive(ActorKey key) {
         spdlog::debug("actor={} deactivated", describe(key));
         complete(envelope, Outcome{});
         if (entity.mailbox.empty()) {
-          entities_.erase(key);
+          retire(key);
           co_return;
         }
         entity.active = false;
@@ -328,7 +349,7 @@ Task<void> Shard::drive(ActorKey key) {
   }
   if (!entity.active) {
     // Activation failed, or a revision conflict fenced this activation: nothing to keep.
-    entities_.erase(key);
+    retire(key);
     co_return;
   }
   entity.running = false;
@@ -644,7 +665,8 @@ void Shard::schedule_check(Entity& entity) {
   }
   entity.next_check = next;
   bool earliest = wakeups_.empty() || next < wakeups_.top().at;
-  wakeups_.push(Wakeup{next, entity.key});
+  wakeups_.push(Wakeup{next, &entity});
+  ++entity.wakeups;
   if (earliest) {
     wakeup_timer_.expires_at(next);
   }
@@ -658,22 +680,27 @@ Task<void> Shard::run_wakeups() {
     while (!wakeups_.empty() && wakeups_.top().at <= now) {
       Wakeup wakeup = wakeups_.top();
       wakeups_.pop();
-      on_wakeup(wakeup.key, wakeup.at);
+      Entity* entity = wakeup.entity;
+      if (--entity->wakeups == 0 && entity->retired) {
+        delete entity;
+        continue;
+      }
+      if (!entity->retired) {
+        on_wakeup(*entity, wakeup.at);
+      }
     }
   }
 }
 
-void Shard::on_wakeup(const ActorKey& key, Clock::time_point at) {
-  auto it = entities_.find(key);
-  if (it == entities_.end() || it->second->next_check != at) {
-    return;
+void Shard::on_wakeup(Entity& entity, Clock::time_point at) {
+  if (entity.next_check != at) {
+    return;  // a later check replaced this one
   }
-  Entity& entity = *it->second;
   entity.next_check = {};
   auto now = Clock::now();
   if (!entity.active) {
     if (!entity.running && entity.mailbox.empty()) {
-      entities_.erase(it);
+      retire(entity.key);
     }
     return;
   }
