@@ -1,6 +1,7 @@
 #include "support/test_host.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <exception>
 #include <stdexcept>
 #include <thread>
@@ -65,16 +66,26 @@ void TestHost::Impl::start() {
   tcp::acceptor acceptor(*io);
   const tcp::endpoint endpoint(asio::ip::make_address_v4("127.0.0.1"), port.load());
   beast::error_code error;
-  acceptor.open(endpoint.protocol(), error);
-  if (!error) {
-    // A restarted host takes its old port back, as a restarted user function would.
-    acceptor.set_option(asio::socket_base::reuse_address(true), error);
-  }
-  if (!error) {
-    acceptor.bind(endpoint, error);
-  }
-  if (!error) {
-    acceptor.listen(asio::socket_base::max_listen_connections, error);
+  // A restarted host takes its old port back, as a restarted user function would. While it was
+  // away the port may have served for a moment as some connection's ephemeral port (the proxy
+  // retrying, another test): try again for a while before giving up.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    error = {};
+    acceptor = tcp::acceptor(*io);
+    acceptor.open(endpoint.protocol(), error);
+    if (!error) {
+      acceptor.set_option(asio::socket_base::reuse_address(true), error);
+    }
+    if (!error) {
+      acceptor.bind(endpoint, error);
+    }
+    if (!error) {
+      acceptor.listen(asio::socket_base::max_listen_connections, error);
+    }
+    if (!error || port.load() == 0) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (error) {
     io.reset();
