@@ -47,8 +47,8 @@
 #                           the memory comparison's count)
 #   SPAWN_BENCH_CURVE_CONNECTIONS connections of the cost curve (default "1 4 16 64 256")
 #   SPAWN_BENCH_ACTIVATIONS cold activations (default 100000)
-#   SPAWN_BENCH_PLOT        where the cost curve's PNG goes (default docs/img/cost-curve.png;
-#                           empty: no plot)
+#   SPAWN_BENCH_PLOT        where the cost curve's PNG goes (default docs/img/cost-curve.png,
+#                           quick mode: none; empty: no plot)
 #   SPAWN_BENCH_SCHEDULED   scheduled invocations (default 100000); SPAWN_BENCH_SUBSCRIBERS
 #                           broadcast subscribers (default 10000); 0 skips either benchmark
 #   SPAWN_BENCH_SDK         0 skips the SDK benchmark (default 1)
@@ -81,7 +81,12 @@ memory_actors=${SPAWN_BENCH_MEMORY_ACTORS:-$q_memory}
 curve_actors=${SPAWN_BENCH_CURVE_ACTORS:-$q_curve}
 curve_connections=${SPAWN_BENCH_CURVE_CONNECTIONS:-"1 4 16 64 256"}
 activations=${SPAWN_BENCH_ACTIVATIONS:-$q_activations}
-plot=${SPAWN_BENCH_PLOT-docs/img/cost-curve.png}
+# A quick run draws its plot in the temporary folder, not over the committed one.
+if ((quick)); then
+  plot=${SPAWN_BENCH_PLOT-}
+else
+  plot=${SPAWN_BENCH_PLOT-docs/img/cost-curve.png}
+fi
 scheduled=${SPAWN_BENCH_SCHEDULED:-$q_scheduled}
 subscribers=${SPAWN_BENCH_SUBSCRIBERS:-$q_subscribers}
 sdk=${SPAWN_BENCH_SDK:-$q_sdk}
