@@ -33,6 +33,12 @@ std::string registered_key(const std::string& system, const std::string& name) {
 /// The directory entry of the scheduler's runner; actor entries always hold a dot.
 constexpr const char* kSchedulerKey = "scheduler";
 
+std::int64_t epoch_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string random_hex(std::size_t digits) {
   static thread_local std::mt19937_64 generator{std::random_device{}()};
   static constexpr char kHex[] = "0123456789abcdef";
@@ -355,17 +361,27 @@ Task<void> NatsCluster::run_heartbeat() {
   while (!stopped_) {
     co_await beat();
     elect();
-    const auto asleep = Clock::now();
+    asleep_since_ = Clock::now().time_since_epoch().count();
     timer.expires_after(settings_.heartbeat);
     co_await timer.async_wait(kUseTask);
-    // Woken this late, the process did not run for a while (SIGSTOP, swapped out): the others
-    // may have taken it for dead. They saw no heartbeat for the overshoot plus one interval, and
-    // judge at their own beats: half an interval more is the margin. (Time spent in beat() or
-    // elect(), e.g. waiting for NATS, does not count.)
-    const auto overshoot = Clock::now() - asleep - settings_.heartbeat;
-    if (overshoot >= settings_.node_timeout - settings_.heartbeat - settings_.heartbeat / 2) {
-      lose_contact("paused for longer than the node timeout");
-    }
+    check_pause();
+  }
+}
+
+void NatsCluster::check_pause() {
+  // Asleep much longer than one interval, the process did not run for a while (SIGSTOP, swapped
+  // out): the others may have taken it for dead. They saw no heartbeat for the overshoot plus one
+  // interval, and judge at their own beats: half an interval more is the margin. (Time spent in
+  // beat() or elect(), e.g. waiting for NATS, does not count: the heartbeat loop was not asleep.)
+  // The first to notice (the heartbeat loop, or a request about to be routed) handles it.
+  auto since = asleep_since_.load();
+  const auto now = Clock::now();
+  const auto overshoot = now - Clock::time_point(Clock::duration(since)) - settings_.heartbeat;
+  if (overshoot < settings_.node_timeout - settings_.heartbeat - settings_.heartbeat / 2) {
+    return;
+  }
+  if (asleep_since_.compare_exchange_strong(since, now.time_since_epoch().count())) {
+    lose_contact("paused for longer than the node timeout");
   }
 }
 
@@ -585,6 +601,9 @@ void NatsCluster::forget(const ActorKey& key) {
 }
 
 Task<Result<runtime::Placement>> NatsCluster::locate(ActorKey key) {
+  // Just resumed from a pause: forget the owners before trusting them (this node's own actors may
+  // have moved while it was stopped).
+  check_pause();
   std::string registered = registered_key(key.system, key.name);
   {
     std::lock_guard lock(mutex_);
@@ -697,6 +716,7 @@ Task<Result<std::optional<pb::InvocationResponse>>> NatsCluster::call(
   spawn::cluster::RemoteCall message;
   *message.mutable_request() = std::move(request);
   message.set_hops(hops);
+  message.set_deadline_ms(epoch_ms() + timeout.count());
   auto pending = std::make_shared<Pending>(co_await asio::this_coro::executor);
   pending->timer.expires_after(timeout);
   std::uint64_t id = 0;
@@ -785,6 +805,14 @@ void NatsCluster::on_request(natsMsg* message) {
     return;
   }
   const auto& id = call.request().actor().id();
+  if (call.deadline_ms() != 0 && epoch_ms() > call.deadline_ms()) {
+    // The caller gave up on it while this node was not running: running it now would apply what
+    // nobody waits for (it may have been sent again elsewhere).
+    spdlog::info(
+        "cluster: dropped a late invocation of '{}' on actor '{}': its caller gave up {} ms ago",
+        call.request().action_name(), id.name(), epoch_ms() - call.deadline_ms());
+    return;
+  }
   ActorKey key{id.system().empty() ? call.request().system().name() : id.system(), id.name()};
   asio::co_spawn(executor_for_(key), serve(std::move(*call.mutable_request()), call.hops(), reply),
                  [](std::exception_ptr e) {

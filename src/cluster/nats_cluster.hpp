@@ -131,6 +131,7 @@ private:
   Task<void> run_heartbeat();
   Task<void> beat();
   void lose_contact(const char* why);
+  void check_pause();
   void elect();
 
   ClusterSettings settings_;
@@ -149,6 +150,9 @@ private:
   std::atomic<bool> leader_{false};
   std::atomic<bool> leaving_{false};
   std::atomic<bool> stopped_{false};
+  /// When the heartbeat loop last went to sleep (steady clock ticks); see check_pause().
+  std::atomic<std::chrono::steady_clock::rep> asleep_since_{
+      std::chrono::steady_clock::now().time_since_epoch().count()};
   /// Actors in memory here at the last heartbeat.
   std::atomic<std::size_t> active_{0};
 

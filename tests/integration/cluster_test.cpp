@@ -456,6 +456,15 @@ TEST_F(ClusterTest, APausedNodeCannotOverwriteWhatTheNewOwnerWrote) {
   EXPECT_NE(index_of(owner_of(actor)), 1);
   // Node 1 runs again and works through what waited for it: its stale activation must not win.
   ::kill(nodes_[1]->pid(), SIGCONT);
+  // Asked at once, the resumed node must not answer from the state it held before the pause.
+  {
+    auto fresh = call(1, actor, "getState", std::nullopt, "5000");
+    ASSERT_EQ(fresh.status().status(), pb::OK) << fresh.status().message() << logs();
+    auto seen = nlohmann::json::parse(json_of(fresh.value()), nullptr, false);
+    ASSERT_TRUE(seen.is_array()) << json_of(fresh.value());
+    EXPECT_EQ(seen.size(), acked.size())
+        << "stale read from the paused node: " << json_of(fresh.value());
+  }
   std::this_thread::sleep_for(1500ms);
   EXPECT_NE(nodes_[1]->log().find("paused for longer than the node timeout"), std::string::npos)
       << "node 1 should notice it was paused and let go of its actors\n"
@@ -481,6 +490,10 @@ TEST_F(ClusterTest, APausedNodeCannotOverwriteWhatTheNewOwnerWrote) {
   std::cout << "[ metric ] acknowledged " << acked.size() << " appends; lost " << lost << "\n";
   EXPECT_EQ(lost, 0) << "stored: " << json_of(state.value()) << logs();
   EXPECT_EQ(stale_acked.load(), 0);
+  // What waited on the paused node after its callers gave up was dropped, not run late.
+  for (int n = 1000; n < 1003; ++n) {
+    EXPECT_FALSE(stored.contains(n)) << n << " was applied after its caller gave up";
+  }
 }
 
 TEST_F(ClusterTest, ATimerStopsOnANodeThatLostItsActor) {
