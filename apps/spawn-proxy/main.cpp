@@ -100,6 +100,11 @@ int run(const proxy::Config& config) {
     }
     nats_cluster = std::move(*created);
     runtime_options.shard.node = config.cluster->node;
+    if (config.database_type == "memory") {
+      spdlog::warn(
+          "cluster with PROXY_DATABASE_TYPE=memory: an actor that moves to another node "
+          "starts there without its state (every node needs one shared statestore)");
+    }
   }
   std::unique_ptr<runtime::PubSub> pubsub;
   if (config.pubsub_nats) {
