@@ -54,8 +54,8 @@ Result<std::unique_ptr<sqlite::SqliteStore>> open_sqlite(const StoreConfig& conf
 }
 
 #if SPAWN_WITH_POSTGRES
-Result<std::unique_ptr<postgres::PostgresStore>> open_postgres(const StoreConfig& config,
-                                                               postgres::Dialect dialect) {
+Result<std::unique_ptr<QueuedStore>> open_postgres(const StoreConfig& config,
+                                                   postgres::Dialect dialect) {
   if (config.name.empty()) {
     return fail(ErrorCode::kConfig,
                 "the " + config.type + " statestore needs a database name (PROXY_DATABASE_NAME)");
@@ -72,12 +72,12 @@ Result<std::unique_ptr<postgres::PostgresStore>> open_postgres(const StoreConfig
   options.node = config.node;
   options.group_commit = config.group_commit;
   options.readers = config.pool_size;
-  return postgres::PostgresStore::open(std::move(options));
+  return postgres::open_store(std::move(options));
 }
 #endif
 
 #if SPAWN_WITH_MYSQL
-Result<std::unique_ptr<mysql::MysqlStore>> open_mysql(const StoreConfig& config) {
+Result<std::unique_ptr<QueuedStore>> open_mysql(const StoreConfig& config) {
   if (config.name.empty()) {
     return fail(ErrorCode::kConfig,
                 "the " + config.type + " statestore needs a database name (PROXY_DATABASE_NAME)");
@@ -93,7 +93,7 @@ Result<std::unique_ptr<mysql::MysqlStore>> open_mysql(const StoreConfig& config)
   options.node = config.node;
   options.group_commit = config.group_commit;
   options.readers = config.pool_size;
-  return mysql::MysqlStore::open(std::move(options));
+  return mysql::open_store(std::move(options));
 }
 #endif
 

@@ -97,13 +97,13 @@ Result<void> migrate(Connection& db) {
         return std::move(current).error();
       }
       const auto version = static_cast<int>(current->int64(0, 0));
-      if (version > MysqlStore::kSchemaVersion) {
+      if (version > kSchemaVersion) {
         return fail(ErrorCode::kConfig, "database schema version " + std::to_string(version)
                                             + " is newer than this build supports ("
-                                            + std::to_string(MysqlStore::kSchemaVersion)
+                                            + std::to_string(kSchemaVersion)
                                             + "); upgrade spawn-proxy");
       }
-      if (version == MysqlStore::kSchemaVersion) {
+      if (version == kSchemaVersion) {
         return ok();
       }
       const int next = version + 1;
@@ -330,7 +330,7 @@ private:
 
 }  // namespace
 
-Result<std::unique_ptr<MysqlStore>> MysqlStore::open(Options options) {
+Result<std::unique_ptr<QueuedStore>> open_store(Options options) {
   ConnectionSettings settings{
       .host = options.host,
       .port = options.port != 0 ? options.port : std::uint16_t{3306},
@@ -365,46 +365,7 @@ Result<std::unique_ptr<MysqlStore>> MysqlStore::open(Options options) {
   if (!queued) {
     return queued.error().with_context(context);
   }
-  return std::unique_ptr<MysqlStore>(new MysqlStore(std::move(*queued)));
-}
-
-MysqlStore::MysqlStore(std::unique_ptr<QueuedStore> queued) : queued_(std::move(queued)) {}
-
-MysqlStore::~MysqlStore() = default;
-
-Task<Result<std::optional<Snapshot>>> MysqlStore::load(ActorKey key) {
-  return queued_->load(std::move(key));
-}
-
-Task<Result<std::optional<Snapshot>>> MysqlStore::load_revision(ActorKey key,
-                                                                std::int64_t revision) {
-  return queued_->load_revision(std::move(key), revision);
-}
-
-Task<Result<std::int64_t>> MysqlStore::save(ActorKey key, Snapshot snapshot,
-                                            std::int64_t expected_revision) {
-  return queued_->save(std::move(key), std::move(snapshot), expected_revision);
-}
-
-Task<Result<void>> MysqlStore::put_scheduled(ScheduledInvocation invocation) {
-  return queued_->put_scheduled(std::move(invocation));
-}
-
-Task<Result<std::vector<ScheduledInvocation>>> MysqlStore::due_scheduled(std::int64_t until_ms,
-                                                                         std::size_t limit) {
-  return queued_->due_scheduled(until_ms, limit);
-}
-
-Task<Result<void>> MysqlStore::remove_scheduled(std::vector<std::string> ids) {
-  return queued_->remove_scheduled(std::move(ids));
-}
-
-Task<Result<std::int64_t>> MysqlStore::count_scheduled() {
-  return queued_->count_scheduled();
-}
-
-std::uint64_t MysqlStore::transactions_for_test() const {
-  return queued_->transactions();
+  return std::move(*queued);
 }
 
 }  // namespace spawn::statestore::mysql

@@ -191,13 +191,13 @@ Result<void> migrate(Connection& db, Dialect dialect) {
       }
       // exec() reads text results.
       const int version = std::atoi(std::string(current->bytes(0, 0)).c_str());
-      if (version > PostgresStore::kSchemaVersion) {
+      if (version > kSchemaVersion) {
         return fail(ErrorCode::kConfig, "database schema version " + std::to_string(version)
                                             + " is newer than this build supports ("
-                                            + std::to_string(PostgresStore::kSchemaVersion)
+                                            + std::to_string(kSchemaVersion)
                                             + "); upgrade spawn-proxy");
       }
-      if (version == PostgresStore::kSchemaVersion) {
+      if (version == kSchemaVersion) {
         if (Result<Rows> committed = db.exec("COMMIT"); !committed) {
           return std::move(committed).error();
         }
@@ -412,7 +412,7 @@ private:
 
 }  // namespace
 
-Result<std::unique_ptr<PostgresStore>> PostgresStore::open(Options options) {
+Result<std::unique_ptr<QueuedStore>> open_store(Options options) {
   ConnectionSettings settings{
       .host = options.host,
       .port = options.port != 0 ? options.port
@@ -458,46 +458,7 @@ Result<std::unique_ptr<PostgresStore>> PostgresStore::open(Options options) {
   if (!queued) {
     return queued.error().with_context(context);
   }
-  return std::unique_ptr<PostgresStore>(new PostgresStore(std::move(*queued)));
-}
-
-PostgresStore::PostgresStore(std::unique_ptr<QueuedStore> queued) : queued_(std::move(queued)) {}
-
-PostgresStore::~PostgresStore() = default;
-
-Task<Result<std::optional<Snapshot>>> PostgresStore::load(ActorKey key) {
-  return queued_->load(std::move(key));
-}
-
-Task<Result<std::optional<Snapshot>>> PostgresStore::load_revision(ActorKey key,
-                                                                   std::int64_t revision) {
-  return queued_->load_revision(std::move(key), revision);
-}
-
-Task<Result<std::int64_t>> PostgresStore::save(ActorKey key, Snapshot snapshot,
-                                               std::int64_t expected_revision) {
-  return queued_->save(std::move(key), std::move(snapshot), expected_revision);
-}
-
-Task<Result<void>> PostgresStore::put_scheduled(ScheduledInvocation invocation) {
-  return queued_->put_scheduled(std::move(invocation));
-}
-
-Task<Result<std::vector<ScheduledInvocation>>> PostgresStore::due_scheduled(std::int64_t until_ms,
-                                                                            std::size_t limit) {
-  return queued_->due_scheduled(until_ms, limit);
-}
-
-Task<Result<void>> PostgresStore::remove_scheduled(std::vector<std::string> ids) {
-  return queued_->remove_scheduled(std::move(ids));
-}
-
-Task<Result<std::int64_t>> PostgresStore::count_scheduled() {
-  return queued_->count_scheduled();
-}
-
-std::uint64_t PostgresStore::transactions_for_test() const {
-  return queued_->transactions();
+  return std::move(*queued);
 }
 
 }  // namespace spawn::statestore::postgres

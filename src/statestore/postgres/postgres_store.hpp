@@ -7,11 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "statestore/store.hpp"
+#include "spawn/result.hpp"
 
-namespace spawn::statestore {
-class QueuedStore;
-}  // namespace spawn::statestore
+#include "statestore/queued_store.hpp"
+#include "statestore/store.hpp"
 
 namespace spawn::statestore::postgres {
 
@@ -25,7 +24,7 @@ enum class Dialect : std::uint8_t {
   kCockroach,
 };
 
-/// Settings of a `PostgresStore`.
+/// Settings of the PostgreSQL/CockroachDB store.
 struct Options {
   std::string host = "127.0.0.1";
   /// 0: the dialect's default, 5432 (PostgreSQL) or 26257 (CockroachDB).
@@ -69,52 +68,15 @@ struct Options {
 ///
 /// Data is stored as given: wrap the store in `EncryptedStore` to encrypt it. Thread safe.
 /// Destruction finishes every queued request first.
-class PostgresStore final : public Store {
-public:
-  /// The schema version this build creates and reads (table `schema_version`).
-  static constexpr int kSchemaVersion = 1;
+/// The schema version this build creates and reads (table `schema_version`).
+inline constexpr int kSchemaVersion = 1;
 
-  /// Connects, creates or upgrades the schema and starts the threads. Fails with kUnavailable
-  /// when the server cannot be reached, kConfig for wrong credentials, a missing database or a
-  /// schema newer than this build; the message names host:port/database and the user, never the
-  /// password. Blocks while opening: call it at start-up, not on a shard.
-  static Result<std::unique_ptr<PostgresStore>> open(Options options);
-
-  PostgresStore(const PostgresStore&) = delete;
-  PostgresStore& operator=(const PostgresStore&) = delete;
-  ~PostgresStore() override;
-
-  /// As `Store::load`.
-  Task<Result<std::optional<Snapshot>>> load(ActorKey key) override;
-
-  /// As `Store::load_revision`; one statement reads the current and the historical table.
-  Task<Result<std::optional<Snapshot>>> load_revision(ActorKey key, std::int64_t revision) override;
-
-  /// As `Store::save`. Completes after the transaction holding it has committed. Of two saves of
-  /// one actor at the same revision in one batch, the one queued first wins.
-  Task<Result<std::int64_t>> save(ActorKey key, Snapshot snapshot,
-                                  std::int64_t expected_revision) override;
-
-  /// As `Store::put_scheduled`; shares transactions with concurrent saves and removes.
-  Task<Result<void>> put_scheduled(ScheduledInvocation invocation) override;
-
-  /// As `Store::due_scheduled`; a range scan of the (due_ms, id) index.
-  Task<Result<std::vector<ScheduledInvocation>>> due_scheduled(std::int64_t until_ms,
-                                                               std::size_t limit) override;
-
-  /// As `Store::remove_scheduled`; all ids are deleted in one transaction.
-  Task<Result<void>> remove_scheduled(std::vector<std::string> ids) override;
-
-  /// As `Store::count_scheduled`.
-  Task<Result<std::int64_t>> count_scheduled() override;
-
-  /// Returns how many write transactions the writer has begun (retries count), for tests.
-  [[nodiscard]] std::uint64_t transactions_for_test() const;
-
-private:
-  explicit PostgresStore(std::unique_ptr<QueuedStore> queued);
-
-  std::unique_ptr<QueuedStore> queued_;
-};
+/// Connects, creates or upgrades the schema and starts the threads; the store is the shared
+/// `QueuedStore` (group commit, reader threads) over this database's writer and readers.
+/// `transactions()` counts the write transactions begun (retries count). Fails with
+/// kUnavailable when the server cannot be reached, kConfig for wrong credentials, an unknown
+/// database or a schema newer than this build; the message names host:port/database and the
+/// user, never the password. Blocks while opening: call it at start-up, not on a shard.
+Result<std::unique_ptr<QueuedStore>> open_store(Options options);
 
 }  // namespace spawn::statestore::postgres

@@ -1,6 +1,6 @@
-// MysqlStore beyond the conformance suite: opening (errors, migrations), group commit, and
-// compare-and-set between two stores (two proxies) on one database. Needs the test server in
-// SPAWN_TEST_MYSQL (scripts/start-databases.sh); skips without it, fails under CI=true.
+// The MySQL/MariaDB store beyond the conformance suite: opening (errors, migrations), group
+// commit, and compare-and-set between two stores (two proxies) on one database. Needs the test
+// server in SPAWN_TEST_MYSQL (scripts/start-databases.sh); skips without it, fails under CI=true.
 
 #include "statestore/mysql/mysql_store.hpp"
 
@@ -71,8 +71,8 @@ protected:
     return options;
   }
 
-  std::unique_ptr<MysqlStore> open(Options options) {
-    Result<std::unique_ptr<MysqlStore>> store = MysqlStore::open(std::move(options));
+  std::unique_ptr<QueuedStore> open(Options options) {
+    Result<std::unique_ptr<QueuedStore>> store = open_store(std::move(options));
     EXPECT_TRUE(store) << store.error().message;
     return store ? std::move(*store) : nullptr;
   }
@@ -87,7 +87,7 @@ TEST_F(MysqlStoreTest, UnreachableServerIsUnavailableNamingTheAddress) {
   Options unreachable = options();
   unreachable.port = 1;
 
-  Result<std::unique_ptr<MysqlStore>> store = MysqlStore::open(unreachable);
+  Result<std::unique_ptr<QueuedStore>> store = open_store(unreachable);
 
   ASSERT_FALSE(store);
   EXPECT_EQ(store.error().code, ErrorCode::kUnavailable) << store.error().message;
@@ -100,7 +100,7 @@ TEST_F(MysqlStoreTest, WrongPasswordIsConfigErrorThatKeepsTheSecret) {
   Options wrong = options();
   wrong.password = "not-the-password-4711";
 
-  Result<std::unique_ptr<MysqlStore>> store = MysqlStore::open(wrong);
+  Result<std::unique_ptr<QueuedStore>> store = open_store(wrong);
 
   ASSERT_FALSE(store);
   EXPECT_EQ(store.error().code, ErrorCode::kConfig) << store.error().message;
@@ -113,7 +113,7 @@ TEST_F(MysqlStoreTest, MissingDatabaseIsConfigError) {
   Options missing = options();
   missing.database = database_ + "-missing";
 
-  Result<std::unique_ptr<MysqlStore>> store = MysqlStore::open(missing);
+  Result<std::unique_ptr<QueuedStore>> store = open_store(missing);
 
   ASSERT_FALSE(store);
   EXPECT_EQ(store.error().code, ErrorCode::kConfig) << store.error().message;
@@ -134,7 +134,7 @@ TEST_F(MysqlStoreTest, RefusesADatabaseWithANewerSchema) {
   open(options()).reset();
   my::exec(server_, database_, "INSERT INTO schema_version VALUES (99, UTC_TIMESTAMP(6))");
 
-  Result<std::unique_ptr<MysqlStore>> store = MysqlStore::open(options());
+  Result<std::unique_ptr<QueuedStore>> store = open_store(options());
 
   ASSERT_FALSE(store);
   EXPECT_EQ(store.error().code, ErrorCode::kConfig) << store.error().message;
@@ -147,7 +147,7 @@ TEST_F(MysqlStoreTest, ConcurrentOpensOfAFreshDatabaseBothSucceed) {
   std::vector<std::string> errors(4);
   for (std::size_t i = 0; i < errors.size(); ++i) {
     threads.emplace_back([this, i, &errors] {
-      Result<std::unique_ptr<MysqlStore>> store = MysqlStore::open(options());
+      Result<std::unique_ptr<QueuedStore>> store = open_store(options());
       if (!store) {
         errors[i] = store.error().message;
       }
@@ -162,7 +162,7 @@ TEST_F(MysqlStoreTest, ConcurrentOpensOfAFreshDatabaseBothSucceed) {
 }
 
 TEST_F(MysqlStoreTest, GroupCommitBatchesConcurrentWrites) {
-  std::unique_ptr<MysqlStore> store = open(options());
+  std::unique_ptr<QueuedStore> store = open(options());
   ASSERT_NE(store, nullptr);
   constexpr int kWrites = 2000;
   asio::io_context io;
@@ -176,13 +176,13 @@ TEST_F(MysqlStoreTest, GroupCommitBatchesConcurrentWrites) {
   io.run();
 
   EXPECT_EQ(failures, 0);
-  EXPECT_LT(store->transactions_for_test(), kWrites / 4);
+  EXPECT_LT(store->transactions(), kWrites / 4);
 }
 
 TEST_F(MysqlStoreTest, WithoutGroupCommitEachWriteIsItsOwnTransaction) {
   Options single = options();
   single.group_commit = false;
-  std::unique_ptr<MysqlStore> store = open(single);
+  std::unique_ptr<QueuedStore> store = open(single);
   ASSERT_NE(store, nullptr);
   constexpr int kWrites = 50;
   asio::io_context io;
@@ -195,13 +195,13 @@ TEST_F(MysqlStoreTest, WithoutGroupCommitEachWriteIsItsOwnTransaction) {
   // count of the first kWrites is in.
   ASSERT_TRUE(run_task(store->save({"sys", "last"}, make_snapshot("x"), 0)));
 
-  EXPECT_GE(store->transactions_for_test(), static_cast<std::uint64_t>(kWrites));
-  EXPECT_LE(store->transactions_for_test(), static_cast<std::uint64_t>(kWrites + 1));
+  EXPECT_GE(store->transactions(), static_cast<std::uint64_t>(kWrites));
+  EXPECT_LE(store->transactions(), static_cast<std::uint64_t>(kWrites + 1));
 }
 
 TEST_F(MysqlStoreTest, TwoStoresOnOneDatabaseNeverBothWinARevision) {
-  std::unique_ptr<MysqlStore> first = open(options());
-  std::unique_ptr<MysqlStore> second = open(options());
+  std::unique_ptr<QueuedStore> first = open(options());
+  std::unique_ptr<QueuedStore> second = open(options());
   ASSERT_NE(first, nullptr);
   ASSERT_NE(second, nullptr);
   constexpr int kActors = 50;
@@ -214,7 +214,7 @@ TEST_F(MysqlStoreTest, TwoStoresOnOneDatabaseNeverBothWinARevision) {
     std::vector<int> conflicts(kActors, 0);
     for (int actor = 0; actor < kActors; ++actor) {
       const ActorKey key{"sys", "raced-" + std::to_string(actor)};
-      for (MysqlStore* store : {first.get(), second.get()}) {
+      for (QueuedStore* store : {first.get(), second.get()}) {
         asio::co_spawn(io, store->save(key, make_snapshot("x"), round),
                        [&wins, &conflicts, actor](std::exception_ptr, Result<std::int64_t> saved) {
                          if (saved) {

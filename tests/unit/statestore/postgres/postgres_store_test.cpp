@@ -1,6 +1,7 @@
-// PostgresStore beyond the conformance suite: opening (errors, migrations), group commit, and
-// compare-and-set between two stores (two proxies) on one database. Needs the test server in
-// SPAWN_TEST_POSTGRES (scripts/start-databases.sh); skips without it, fails under CI=true.
+// The PostgreSQL store beyond the conformance suite: opening (errors, migrations), group
+// commit, and compare-and-set between two stores (two proxies) on one database. Needs the test
+// server in SPAWN_TEST_POSTGRES (scripts/start-databases.sh); skips without it, fails under
+// CI=true.
 
 #include "statestore/postgres/postgres_store.hpp"
 
@@ -72,8 +73,8 @@ protected:
     return options;
   }
 
-  std::unique_ptr<PostgresStore> open(Options options) {
-    Result<std::unique_ptr<PostgresStore>> store = PostgresStore::open(std::move(options));
+  std::unique_ptr<QueuedStore> open(Options options) {
+    Result<std::unique_ptr<QueuedStore>> store = open_store(std::move(options));
     EXPECT_TRUE(store) << store.error().message;
     return store ? std::move(*store) : nullptr;
   }
@@ -88,7 +89,7 @@ TEST_P(PostgresStoreTest, UnreachableServerIsUnavailableNamingTheAddress) {
   Options unreachable = options();
   unreachable.port = 1;
 
-  Result<std::unique_ptr<PostgresStore>> store = PostgresStore::open(unreachable);
+  Result<std::unique_ptr<QueuedStore>> store = open_store(unreachable);
 
   ASSERT_FALSE(store);
   EXPECT_EQ(store.error().code, ErrorCode::kUnavailable) << store.error().message;
@@ -101,7 +102,7 @@ TEST_P(PostgresStoreTest, WrongPasswordIsConfigErrorThatKeepsTheSecret) {
   Options wrong = options();
   wrong.password = "not-the-password-4711";
 
-  Result<std::unique_ptr<PostgresStore>> store = PostgresStore::open(wrong);
+  Result<std::unique_ptr<QueuedStore>> store = open_store(wrong);
 
   ASSERT_FALSE(store);
   EXPECT_EQ(store.error().code, ErrorCode::kConfig) << store.error().message;
@@ -114,7 +115,7 @@ TEST_P(PostgresStoreTest, MissingDatabaseIsConfigError) {
   Options missing = options();
   missing.database = database_ + "-missing";
 
-  Result<std::unique_ptr<PostgresStore>> store = PostgresStore::open(missing);
+  Result<std::unique_ptr<QueuedStore>> store = open_store(missing);
 
   ASSERT_FALSE(store);
   EXPECT_EQ(store.error().code, ErrorCode::kConfig) << store.error().message;
@@ -135,7 +136,7 @@ TEST_P(PostgresStoreTest, RefusesADatabaseWithANewerSchema) {
   open(options()).reset();
   pg::exec(server_, database_, "INSERT INTO schema_version VALUES (99, now())");
 
-  Result<std::unique_ptr<PostgresStore>> store = PostgresStore::open(options());
+  Result<std::unique_ptr<QueuedStore>> store = open_store(options());
 
   ASSERT_FALSE(store);
   EXPECT_EQ(store.error().code, ErrorCode::kConfig) << store.error().message;
@@ -148,7 +149,7 @@ TEST_P(PostgresStoreTest, ConcurrentOpensOfAFreshDatabaseBothSucceed) {
   std::vector<std::string> errors(4);
   for (std::size_t i = 0; i < errors.size(); ++i) {
     threads.emplace_back([this, i, &errors] {
-      Result<std::unique_ptr<PostgresStore>> store = PostgresStore::open(options());
+      Result<std::unique_ptr<QueuedStore>> store = open_store(options());
       if (!store) {
         errors[i] = store.error().message;
       }
@@ -163,7 +164,7 @@ TEST_P(PostgresStoreTest, ConcurrentOpensOfAFreshDatabaseBothSucceed) {
 }
 
 TEST_P(PostgresStoreTest, GroupCommitBatchesConcurrentWrites) {
-  std::unique_ptr<PostgresStore> store = open(options());
+  std::unique_ptr<QueuedStore> store = open(options());
   ASSERT_NE(store, nullptr);
   constexpr int kWrites = 2000;
   asio::io_context io;
@@ -177,13 +178,13 @@ TEST_P(PostgresStoreTest, GroupCommitBatchesConcurrentWrites) {
   io.run();
 
   EXPECT_EQ(failures, 0);
-  EXPECT_LT(store->transactions_for_test(), kWrites / 4);
+  EXPECT_LT(store->transactions(), kWrites / 4);
 }
 
 TEST_P(PostgresStoreTest, WithoutGroupCommitEachWriteIsItsOwnTransaction) {
   Options single = options();
   single.group_commit = false;
-  std::unique_ptr<PostgresStore> store = open(single);
+  std::unique_ptr<QueuedStore> store = open(single);
   ASSERT_NE(store, nullptr);
   constexpr int kWrites = 50;
   asio::io_context io;
@@ -196,13 +197,13 @@ TEST_P(PostgresStoreTest, WithoutGroupCommitEachWriteIsItsOwnTransaction) {
   // count of the first kWrites is in.
   ASSERT_TRUE(run_task(store->save({"sys", "last"}, make_snapshot("x"), 0)));
 
-  EXPECT_GE(store->transactions_for_test(), static_cast<std::uint64_t>(kWrites));
-  EXPECT_LE(store->transactions_for_test(), static_cast<std::uint64_t>(kWrites + 1));
+  EXPECT_GE(store->transactions(), static_cast<std::uint64_t>(kWrites));
+  EXPECT_LE(store->transactions(), static_cast<std::uint64_t>(kWrites + 1));
 }
 
 TEST_P(PostgresStoreTest, TwoStoresOnOneDatabaseNeverBothWinARevision) {
-  std::unique_ptr<PostgresStore> first = open(options());
-  std::unique_ptr<PostgresStore> second = open(options());
+  std::unique_ptr<QueuedStore> first = open(options());
+  std::unique_ptr<QueuedStore> second = open(options());
   ASSERT_NE(first, nullptr);
   ASSERT_NE(second, nullptr);
   constexpr int kActors = 50;
@@ -215,7 +216,7 @@ TEST_P(PostgresStoreTest, TwoStoresOnOneDatabaseNeverBothWinARevision) {
     std::vector<int> conflicts(kActors, 0);
     for (int actor = 0; actor < kActors; ++actor) {
       const ActorKey key{"sys", "raced-" + std::to_string(actor)};
-      for (PostgresStore* store : {first.get(), second.get()}) {
+      for (QueuedStore* store : {first.get(), second.get()}) {
         asio::co_spawn(io, store->save(key, make_snapshot("x"), round),
                        [&wins, &conflicts, actor](std::exception_ptr, Result<std::int64_t> saved) {
                          if (saved) {
