@@ -259,7 +259,7 @@ std::vector<std::string> NatsCluster::candidates(const std::string& key,
   return result;
 }
 
-std::optional<bool> NatsCluster::pooled(const std::string& key) const {
+std::optional<bool> NatsCluster::registration(const std::string& key) const {
   auto separator = key.find('\x1f');
   if (auto it = local_.find(key.substr(0, separator)); it != local_.end()) {
     for (const auto& actor : it->second) {
@@ -553,7 +553,7 @@ Task<Result<std::string>> NatsCluster::parent_of(ActorKey key) {
 
 bool NatsCluster::registered_anywhere(const std::string& system, const std::string& name) {
   std::lock_guard lock(mutex_);
-  return pooled(registered_key(system, name)).has_value();
+  return registration(registered_key(system, name)).has_value();
 }
 
 Task<Result<void>> NatsCluster::spawned(std::vector<pba::ActorId> ids) {
@@ -614,7 +614,7 @@ Task<Result<runtime::Placement>> NatsCluster::locate(ActorKey key) {
                                    parent == parents_.end() ? std::string() : parent->second};
     }
     // A pool has no single owner: any node that registered it serves it, this one first.
-    if (auto is_pooled = pooled(registered); is_pooled && *is_pooled) {
+    if (auto is_pooled = registration(registered); is_pooled && *is_pooled) {
       auto nodes = candidates(registered, now);
       if (std::find(nodes.begin(), nodes.end(), settings_.node) != nodes.end()) {
         co_return runtime::Placement{};
@@ -635,7 +635,7 @@ Task<Result<runtime::Placement>> NatsCluster::locate(ActorKey key) {
     bool registered_anywhere = false;
     {
       std::lock_guard lock(mutex_);
-      registered_anywhere = pooled(registered).has_value();
+      registered_anywhere = registration(registered).has_value();
       if (auto it = parents_.find(key); !registered_anywhere && it != parents_.end()) {
         parent = it->second;
       }

@@ -119,7 +119,9 @@ private:
   bool is_leaving(const std::string& node) const;
   std::vector<std::string> candidates(const std::string& registered_key,
                                       std::chrono::steady_clock::time_point now) const;
-  std::optional<bool> pooled(const std::string& registered_key) const;
+  /// Whether some live node's host (this one's included) registered `registered_key`: nullopt
+  /// when none did, else whether it is a pool.
+  std::optional<bool> registration(const std::string& registered_key) const;
   std::string pick(const std::vector<std::string>& candidates);
   Task<Result<std::string>> parent_of(statestore::ActorKey key);
 

@@ -198,17 +198,16 @@ Task<Result<void>> Runtime::register_system(pba::ActorSystem system) {
   }
   // Warm-up (PROTOCOL.md §5.1 item 4) runs after the reply, in the background. In a cluster
   // an actor activates where the directory places it, at its first invocation.
-  for (const auto& definition : definitions) {
-    if (cluster_ != nullptr) {
-      break;
+  if (cluster_ == nullptr) {
+    for (const auto& definition : definitions) {
+      auto kind = definition->kind();
+      if (!definition->is_stateful() || kind == pba::POOLED || kind == pba::UNNAMED) {
+        continue;
+      }
+      ActorKey key{definition->actor().id().system(), definition->name()};
+      Shard* owner = &shard_for(key);
+      asio::post(owner->executor(), [owner, key] { owner->warm_up(key); });
     }
-    auto kind = definition->kind();
-    if (!definition->is_stateful() || kind == pba::POOLED || kind == pba::UNNAMED) {
-      continue;
-    }
-    ActorKey key{definition->actor().id().system(), definition->name()};
-    Shard* owner = &shard_for(key);
-    asio::post(owner->executor(), [owner, key] { owner->warm_up(key); });
   }
   spdlog::info("system={} registered actors={}", name, definitions.size());
   co_return ok();
