@@ -22,6 +22,8 @@
 #   SPAWN_SDK_BENCH_SHARDS     embedded shard counts (default "1,2")
 #   SPAWN_SDK_BENCH_CALLERS    embedded caller threads (default "1,2,4,8,64")
 #   SPAWN_SDK_BENCH_SIDECAR_CALLERS  sidecar callers (default "1,16")
+#   SPAWN_SDK_BENCH_CLIENTS    how callers call: "blocking" (threads calling Client::invoke, the
+#                              default), "then" (chains of invoke_then) or "blocking,then"
 #   SPAWN_SDK_BENCH_PROXY_SHARDS     the proxy's SPAWN_PROXY_SHARDS in sidecar mode (default 2)
 #   SPAWN_SDK_BENCH_POOL_SIZE  the proxy's PROXY_HTTP_CLIENT_ADAPTER_POOL_SIZE (default: unset,
 #                              the proxy's default)
@@ -38,6 +40,7 @@ stores=${SPAWN_SDK_BENCH_STORES:-memory,sqlite}
 shards=${SPAWN_SDK_BENCH_SHARDS:-1,2}
 callers=${SPAWN_SDK_BENCH_CALLERS:-1,2,4,8,64}
 sidecar_callers=${SPAWN_SDK_BENCH_SIDECAR_CALLERS:-1,16}
+clients=${SPAWN_SDK_BENCH_CLIENTS:-blocking}
 proxy_shards=${SPAWN_SDK_BENCH_PROXY_SHARDS:-2}
 pool_size=${SPAWN_SDK_BENCH_POOL_SIZE:-}
 modes=${SPAWN_SDK_BENCH_MODES:-"embedded sidecar"}
@@ -64,8 +67,8 @@ status=0
 log "load before: $(load_average)"
 if [[ " $modes " == *" embedded "* ]]; then
   SPAWN_STATESTORE_KEY=$(openssl rand -base64 32) "$bench_bin" embedded --stores "$stores" \
-    --shards "$shards" --callers "$callers" --seconds "$seconds" --repeats "$repeats" \
-    --dir "$work" >>"$results" ||
+    --shards "$shards" --callers "$callers" --clients "$clients" --seconds "$seconds" \
+    --repeats "$repeats" --dir "$work" >>"$results" ||
     status=1
 fi
 
@@ -77,7 +80,8 @@ if [[ " $modes " == *" sidecar "* ]]; then
   # The proxy calls the benchmark's host, which registers only once the proxy is up.
   start_proxy "$proxy_port" sqlite "$proxy_shards" "$host_port" "${pool_env[@]}"
   "$bench_bin" sidecar --proxy-port "$proxy_port" --port "$host_port" \
-    --callers "$sidecar_callers" --seconds "$sidecar_seconds" --repeats "$repeats" --store sqlite \
+    --callers "$sidecar_callers" --clients "$clients" --seconds "$sidecar_seconds" \
+    --repeats "$repeats" --store sqlite \
     --shards "$proxy_shards" >>"$results" || status=1
   stop_proxy
 fi
@@ -85,7 +89,7 @@ log "load after: $(load_average)"
 
 # --- report ------------------------------------------------------------------------------------
 echo
-echo "### 8. SDK: spawn-sdk-bench, 1000 counter actors round-robin, blocking Client"
+echo "### 8. SDK: spawn-sdk-bench, 1000 counter actors round-robin"
 echo
 echo "$cores cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); embedded" \
   "${seconds}s runs, sidecar ${sidecar_seconds}s runs (spawn-proxy with $proxy_shards shard(s)," \
@@ -93,15 +97,15 @@ echo "$cores cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
   "inc changes the state; get is the default read (no handler); inc_durable waits for a durable" \
   "write (checkpoint). The callers are threads of the same process, on the same $cores cores."
 echo
-echo "| mode | store | shards | callers | action | calls/s | range | per core | p50 µs | p99 µs |" \
-  "p99.9 µs | errors |"
-echo "|---|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|"
+echo "| mode | store | shards | client | callers | action | calls/s | range | per core | p50 µs |" \
+  "p99 µs | p99.9 µs | errors |"
+echo "|---|---|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|"
 awk -v cores="$cores" '
   /^SDK_RESULT/ {
     delete r
     for (i = 2; i <= NF; i++) { split($i, kv, "="); r[kv[1]] = kv[2] }
-    printf "| %s | %s | %s | %s | %s | %d | %d–%d | %d | %.0f | %.0f | %.0f | %s |\n", r["mode"],
-      r["store"], r["shards"], r["callers"], r["action"], r["rps"], r["min_rps"], r["max_rps"],
+    printf "| %s | %s | %s | %s | %s | %s | %d | %d–%d | %d | %.0f | %.0f | %.0f | %s |\n", r["mode"],
+      r["store"], r["shards"], r["client"], r["callers"], r["action"], r["rps"], r["min_rps"], r["max_rps"],
       r["rps"] / cores, r["p50_us"], r["p99_us"], r["p999_us"], r["errors"]
   }' "$results"
 [[ $status == 0 ]] || log "some SDK calls failed (see FIRST ERROR above)"

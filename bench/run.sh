@@ -331,7 +331,8 @@ caf_run() { [[ -z $caf_bin ]] || "$caf_bin" "$@" >>"$embedded"; }
 log "embedded against CAF: 64 callers, 1000 counters, 2 threads, $repeats x ${q_caf_seconds}s"
 for run in $(seq "$repeats"); do
   sdk_run embedded --stores memory --shards 2 --callers 64 --actions inc --actors 1000 \
-    --seconds "$q_caf_seconds" --repeats 1 --durable-callers "" || embedded_status=1
+    --clients then,blocking --seconds "$q_caf_seconds" --repeats 1 --durable-callers "" ||
+    embedded_status=1
   caf_run roundtrips --actors 1000 --callers 64 --threads 2 --seconds "$q_caf_seconds" ||
     embedded_status=1
 done
@@ -344,12 +345,12 @@ for count in $curve_actors $memory_actors; do
     embedded_status=1
 done
 log "cold activations from SQLite: $activations actors"
-sdk_run activation --actors "$activations" --shards 2 --callers 64 --dir "$disk_dir" ||
-  embedded_status=1
+sdk_run activation --actors "$activations" --shards 2 --callers 64 --client then \
+  --dir "$disk_dir" || embedded_status=1
 log "durable writes: checkpoint through the runtime, and SQLite's own ceiling"
 for run in $(seq "$repeats"); do
   sdk_run embedded --stores sqlite --shards 2 --callers 64 --actions "" --durable-callers 64 \
-    --seconds "$q_caf_seconds" --repeats 1 --dir "$disk_dir" || embedded_status=1
+    --clients then --seconds "$q_caf_seconds" --repeats 1 --dir "$disk_dir" || embedded_status=1
   for batch in 64 256; do
     "$store_bin" --ceiling "$batch" --seconds "$q_caf_seconds" --dir "$disk_dir" >>"$embedded" ||
       embedded_status=1
@@ -441,18 +442,24 @@ echo "Errors are wrk's connect, read, write, timeout and non-2xx counts, summed;
 echo
 echo "### 2. Embedded runtime against CAF: 64 callers, 1000 counter actors, 2 threads"
 echo
-ours=$(median_line '^SDK_RESULT mode=embedded store=memory .* action=inc ' rps)
+ours=$(median_line '^SDK_RESULT mode=embedded store=memory .* client=then .* action=inc ' rps)
+blocking=$(median_line '^SDK_RESULT mode=embedded store=memory .* client=blocking .* action=inc ' rps)
 theirs=$(median_line '^CAF_RESULT mode=roundtrips actors=1000 callers=64 ' rps)
 echo "Median of $repeats runs of ${q_caf_seconds}s. Ours: spawn-sdk-bench embedded (memory store," \
-  "2 shards, 64 caller threads, blocking Client, inc). CAF $(
+  "2 shards, inc): 64 callers as chains of invoke_then (each reply starts the next call, on the" \
+  "runtime's threads), and for comparison 64 threads calling the blocking Client. CAF $(
     [[ -n $caf_bin ]] && echo "0.17: spawn-caf-bench roundtrips (64 caller actors, request/then)" ||
       echo "not built")."
 echo
 echo "| runtime | round trips/s | ratio to CAF | p50 µs | p99 µs | goal |"
 echo "|---|---:|---:|---:|---:|---|"
 echo "| CAF | $(field "$theirs" rps) | 1.00 | $(field "$theirs" p50_us) | $(field "$theirs" p99_us) | |"
-echo "| spawn embedded | $(field "$ours" rps) | $(ratio "$(field "$ours" rps)" "$(field "$theirs" rps)") |" \
+echo "| spawn embedded, invoke_then | $(field "$ours" rps) |" \
+  "$(ratio "$(field "$ours" rps)" "$(field "$theirs" rps)") |" \
   "$(field "$ours" p50_us) | $(field "$ours" p99_us) | ≥ 1.00 |"
+echo "| spawn embedded, blocking Client (64 threads) | $(field "$blocking" rps) |" \
+  "$(ratio "$(field "$blocking" rps)" "$(field "$theirs" rps)") |" \
+  "$(field "$blocking" p50_us) | $(field "$blocking" p99_us) | |"
 
 echo
 echo "### 3. Memory per actor: $memory_actors activated idle counters"
@@ -477,8 +484,8 @@ echo "### 4. Activation"
 echo
 act=$(grep '^SDK_ACTIVATION' "$embedded" | tail -1)
 echo "Cold: $(field "$act" actors) actors stored in SQLite by a first node (spawn + inc, then" \
-  "stop), then a second node on the same file invokes the default get on each once from 64" \
-  "threads, 2 shards: each call loads the state. Spawn: unnamed spawn + first inc, memory store" \
+  "stop), then a second node on the same file invokes the default get on each once," \
+  "$(field "$act" callers) calls in flight (invoke_then chains), 2 shards: each call loads the state. Spawn: unnamed spawn + first inc, memory store" \
   "($memory_actors actors, from item 3)."
 echo
 echo "| what | per second | p50 µs | p99 µs | goal |"
@@ -496,7 +503,7 @@ c64=$(median '^SQLITE_CEILING batch=64 ' rows_per_s)
 c256=$(median '^SQLITE_CEILING batch=256 ' rows_per_s)
 ceiling=$(awk -v a="${c64:-0}" -v b="${c256:-0}" 'BEGIN { print (a > b ? a : b) }')
 echo "Median of $repeats runs of ${q_caf_seconds}s each, files in $disk_dir. Runtime: inc with" \
-  "checkpoint() from 64 callers, each reply after its group-committed write (WAL," \
+  "checkpoint() from 64 callers (invoke_then chains), each reply after its group-committed write (WAL," \
   "synchronous=FULL, AES-GCM). SQLite alone: spawn-store-bench --ceiling B, upserting B rows" \
   "per transaction with the same settings; the ceiling is the better of the two."
 echo

@@ -1,4 +1,4 @@
-// spawn-sdk-bench: invocations per second and latency of the C++ SDK's blocking Client, embedded
+// spawn-sdk-bench: invocations per second and latency of the C++ SDK's Client, embedded
 // (the runtime in this process) and as the sidecar host of a running spawn-proxy
 // (docs/performance.md, "SDK"). Uses only the public SDK (include/spawn/).
 //
@@ -7,8 +7,12 @@
 //   inc          adds Add.by to the state and replies with the new state (a state change)
 //   get          the runtime's default action: the current state, answered without a handler
 //   inc_durable  inc with checkpoint(): the reply waits until the state is durable
-// Each of `callers` threads calls in a loop for `--seconds`, round-robin over the actors from its
-// own offset (so one actor's mailbox is never the limit); every call's latency is recorded.
+// With `--clients blocking` (the default) each of `callers` threads calls `Client::invoke` in a
+// loop for `--seconds`; with `--clients then` there are `callers` chains of `invoke_then`, each
+// callback starting its chain's next call (so `callers` calls are in flight and no thread waits).
+// Either way each caller goes round-robin over the actors from its own offset (so one actor's
+// mailbox is never the limit) and every call's latency is recorded; `--clients blocking,then`
+// measures both.
 // The whole list of runs is made `--repeats` times in turn (so a burst of load from elsewhere hits
 // one repeat of everything rather than every repeat of one run); the median repeat by calls/s is
 // reported, with the range of all of them.
@@ -16,11 +20,13 @@
 //   spawn-sdk-bench embedded [--stores memory,sqlite] [--shards 1,2] [--callers 1,2,4,8,64]
 //                            [--actions inc,get] [--durable-callers 64] [--actors 1000]
 //                            [--seconds 1] [--repeats 3] [--dir /var/tmp]
+//                            [--clients blocking,then]
 //   spawn-sdk-bench sidecar --proxy-port P --port H [--callers 1,16] [--actions inc,get]
 //                           [--actors 1000] [--seconds 2] [--repeats 3] [--store sqlite]
-//                           [--shards 2]
+//                           [--shards 2] [--clients blocking,then]
 //   spawn-sdk-bench memory [--actors 1000000] [--shards 2] [--callers 64] [--seconds 2]
 //   spawn-sdk-bench activation [--actors 100000] [--shards 2] [--callers 64] [--dir /var/tmp]
+//                              [--client blocking|then]
 //
 // memory: an embedded node (memory store) with the unnamed counter template "counter"; each of
 // `--actors` children "m<i>" is spawned and invoked once (`inc`), so every one is active and
@@ -34,11 +40,11 @@
 // activation: cold activations from SQLite. A first embedded node (SQLite) spawns `--actors`
 // children and increments each once, then stops (which saves every one). A second node on the
 // same file spawns them again (registry only, not timed) and invokes the default `get` on every
-// one exactly once from `--callers` threads: each call activates its actor, loading the state
-// from SQLite. One line:
+// one exactly once from `--callers` threads (`--client then`: `--callers` chains of invoke_then):
+// each call activates its actor, loading the state from SQLite. One line:
 //
-//   SDK_ACTIVATION actors=N shards=S rate=.. p50_us=.. p99_us=.. p999_us=.. populate_s=..
-//     errors=E
+//   SDK_ACTIVATION actors=N shards=S client=C callers=K rate=.. p50_us=.. p99_us=.. p999_us=..
+//     populate_s=.. errors=E
 //
 // Embedded: one Node per store and shard count (EmbeddedOptions::threads), each with an empty
 // store (SQLite: a new file under --dir; the key is SPAWN_STATESTORE_KEY or a random one);
@@ -46,8 +52,8 @@
 // on port H to the proxy at 127.0.0.1:P (started with USER_FUNCTION_PORT=H); --store and --shards
 // only label the proxy's settings in the output. Every run prints one line on stdout:
 //
-//   SDK_RESULT mode=embedded store=memory shards=1 callers=8 action=inc calls=N seconds=S
-//     rps=R min_rps=.. max_rps=.. p50_us=.. p99_us=.. p999_us=.. errors=E
+//   SDK_RESULT mode=embedded store=memory shards=1 client=blocking callers=8 action=inc calls=N
+//     seconds=S rps=R min_rps=.. max_rps=.. p50_us=.. p99_us=.. p999_us=.. errors=E
 //
 // (one line; the percentiles are the median repeat's, errors are summed over the repeats) and
 // every repeat on stderr. Exits 1 if any call failed. bench/run-sdk.sh makes the table.
@@ -55,10 +61,12 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <latch>
 #include <mutex>
@@ -91,6 +99,7 @@ struct Settings {
   std::vector<int> callers;
   std::vector<std::string> actions{"inc", "get"};
   std::vector<int> durable_callers{64};
+  std::vector<std::string> clients{"blocking"};
   int actors = 1000;
   double seconds = 0;
   int repeats = 3;
@@ -101,12 +110,37 @@ struct Settings {
   std::string proxy_shards = "?";
 };
 
+// What one caller (thread, chain or lane) saw.
+struct Tally {
+  std::vector<std::int64_t> latencies;
+  long errors = 0;
+  std::string first_error;
+
+  void record(std::chrono::steady_clock::time_point started, const spawn::Error* error) {
+    latencies.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now() - started)
+                            .count());
+    if (error != nullptr && errors++ == 0) {
+      first_error = error->message;
+    }
+  }
+};
+
 struct Run {
   long calls = 0;
   long errors = 0;
   double seconds = 0;
   std::vector<std::int64_t> latencies_ns;
   std::string first_error;
+
+  void add(const Tally& tally) {
+    calls += static_cast<long>(tally.latencies.size());
+    errors += tally.errors;
+    if (first_error.empty()) {
+      first_error = tally.first_error;
+    }
+    latencies_ns.insert(latencies_ns.end(), tally.latencies.begin(), tally.latencies.end());
+  }
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -171,6 +205,13 @@ Settings parse(int argc, char** argv) {
       s.callers = split_ints(value);
     } else if (arg == "--actions") {
       s.actions = split(value);
+    } else if (arg == "--clients" || arg == "--client") {
+      s.clients = split(value);
+      for (const auto& client : s.clients) {
+        if (client != "blocking" && client != "then") {
+          usage("unknown client '" + client + "' (blocking or then)");
+        }
+      }
     } else if (arg == "--durable-callers") {
       s.durable_callers = split_ints(value);
     } else if (arg == "--actors") {
@@ -234,8 +275,8 @@ spawn::ActorSystem make_template_system() {
 }
 
 // Calls `action` from `callers` threads for `seconds`, round-robin over the actors.
-Run measure(const spawn::Client& client, const std::vector<std::string>& names,
-            const std::string& action, int callers, double seconds) {
+Run measure_blocking(const spawn::Client& client, const std::vector<std::string>& names,
+                     const std::string& action, int callers, double seconds) {
   std::atomic<bool> stop{false};
   std::latch ready(callers + 1);
   std::mutex mutex;
@@ -248,10 +289,8 @@ Run measure(const spawn::Client& client, const std::vector<std::string>& names,
       add.set_by(1);
       const std::size_t count = names.size();
       std::size_t next = static_cast<std::size_t>(t) * count / static_cast<std::size_t>(callers);
-      std::vector<std::int64_t> latencies;
-      latencies.reserve(1U << 16U);
-      long errors = 0;
-      std::string first_error;
+      Tally tally;
+      tally.latencies.reserve(1U << 16U);
       ready.arrive_and_wait();
       while (!stop.load(std::memory_order_relaxed)) {
         const std::string& name = names[next];
@@ -260,21 +299,10 @@ Run measure(const spawn::Client& client, const std::vector<std::string>& names,
         spawn::Result<Counter> reply = action == "get"
                                            ? client.invoke<Counter>(kSystem, name, action)
                                            : client.invoke<Counter>(kSystem, name, action, add);
-        latencies.push_back(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
-        if (!reply) {
-          if (errors++ == 0) {
-            first_error = reply.error().message;
-          }
-        }
+        tally.record(start, reply ? nullptr : &reply.error());
       }
       std::lock_guard lock(mutex);
-      run.calls += static_cast<long>(latencies.size());
-      run.errors += errors;
-      if (run.first_error.empty()) {
-        run.first_error = first_error;
-      }
-      run.latencies_ns.insert(run.latencies_ns.end(), latencies.begin(), latencies.end());
+      run.add(tally);
     });
   }
   ready.arrive_and_wait();
@@ -286,6 +314,75 @@ Run measure(const spawn::Client& client, const std::vector<std::string>& names,
   }
   run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return run;
+}
+
+// `callers` chains of invoke_then: each callback records its call and starts the chain's next
+// one, so `callers` calls are in flight at any time and no thread waits for a reply.
+Run measure_then(const spawn::Client& client, const std::vector<std::string>& names,
+                 const std::string& action, int callers, double seconds) {
+  struct Chain {
+    std::size_t next = 0;
+    Clock::time_point started;
+    Tally tally;
+  };
+
+  std::vector<Chain> chains(static_cast<std::size_t>(callers));
+  std::atomic<bool> stop{false};
+  std::atomic<int> running{callers};
+  std::mutex mutex;
+  std::condition_variable finished;
+  Add add;
+  add.set_by(1);
+  const bool get = action == "get";
+  const std::size_t count = names.size();
+  // One chain's calls follow each other, so only one callback touches its Chain at a time.
+  std::function<void(Chain&)> start_next = [&](Chain& chain) {
+    const std::string& name = names[chain.next];
+    chain.next = chain.next + 1 == count ? 0 : chain.next + 1;
+    chain.started = Clock::now();
+    auto done = [&, chain_ptr = &chain](spawn::Result<Counter> reply) {
+      Chain& c = *chain_ptr;
+      c.tally.record(c.started, reply ? nullptr : &reply.error());
+      if (!stop.load(std::memory_order_relaxed)) {
+        start_next(c);
+      } else if (running.fetch_sub(1) == 1) {
+        std::lock_guard lock(mutex);
+        finished.notify_all();
+      }
+    };
+    if (get) {
+      client.invoke_then<Counter>(kSystem, name, action, std::move(done));
+    } else {
+      client.invoke_then<Counter>(kSystem, name, action, add, std::move(done));
+    }
+  };
+  for (std::size_t t = 0; t < chains.size(); ++t) {
+    chains[t].next = t * count / chains.size();
+    chains[t].tally.latencies.reserve(1U << 16U);
+  }
+  const auto start = Clock::now();
+  for (auto& chain : chains) {
+    start_next(chain);
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  {
+    std::unique_lock lock(mutex);
+    finished.wait(lock, [&] { return running.load() == 0; });
+  }
+  Run run;
+  run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  for (const auto& chain : chains) {
+    run.add(chain.tally);
+  }
+  return run;
+}
+
+Run measure(const spawn::Client& client, const std::vector<std::string>& names,
+            const std::string& action, int callers, double seconds,
+            const std::string& kind = "blocking") {
+  return kind == "then" ? measure_then(client, names, action, callers, seconds)
+                        : measure_blocking(client, names, action, callers, seconds);
 }
 
 double percentile_us(std::vector<std::int64_t>& values, double q) {
@@ -302,6 +399,7 @@ double percentile_us(std::vector<std::int64_t>& values, double q) {
 struct Case {
   std::string action;
   int callers = 0;
+  std::string client = "blocking";
   std::vector<Run> runs;
 };
 
@@ -310,9 +408,10 @@ void measure_all(const spawn::Client& client, const std::vector<std::string>& na
                  std::vector<Case>& cases, double seconds, int repeats) {
   for (int repeat = 1; repeat <= repeats; ++repeat) {
     for (auto& c : cases) {
-      Run run = measure(client, names, c.action, c.callers, seconds);
-      std::fprintf(stderr, "    repeat %d callers=%-2d %-11s %8.0f calls/s%s%s\n", repeat,
-                   c.callers, c.action.c_str(), static_cast<double>(run.calls) / run.seconds,
+      Run run = measure(client, names, c.action, c.callers, seconds, c.client);
+      std::fprintf(stderr, "    repeat %d callers=%-2d %-8s %-11s %8.0f calls/s%s%s\n", repeat,
+                   c.callers, c.client.c_str(), c.action.c_str(),
+                   static_cast<double>(run.calls) / run.seconds,
                    run.errors > 0 ? "  FIRST ERROR: " : "", run.first_error.c_str());
       c.runs.push_back(std::move(run));
     }
@@ -337,10 +436,11 @@ long report(const std::string& mode, const std::string& store, const std::string
     errors += case_errors;
     Run& median = c.runs[(c.runs.size() - 1) / 2];
     std::printf(
-        "SDK_RESULT mode=%s store=%s shards=%s callers=%d action=%s calls=%ld seconds=%.2f "
-        "rps=%.0f min_rps=%.0f max_rps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f errors=%ld\n",
-        mode.c_str(), store.c_str(), shards.c_str(), c.callers, c.action.c_str(), median.calls,
-        median.seconds, rate(median), rate(c.runs.front()), rate(c.runs.back()),
+        "SDK_RESULT mode=%s store=%s shards=%s client=%s callers=%d action=%s calls=%ld "
+        "seconds=%.2f rps=%.0f min_rps=%.0f max_rps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
+        "errors=%ld\n",
+        mode.c_str(), store.c_str(), shards.c_str(), c.client.c_str(), c.callers, c.action.c_str(),
+        median.calls, median.seconds, rate(median), rate(c.runs.front()), rate(c.runs.back()),
         percentile_us(median.latencies_ns, 0.5), percentile_us(median.latencies_ns, 0.99),
         percentile_us(median.latencies_ns, 0.999), case_errors);
   }
@@ -409,14 +509,16 @@ int run_embedded(const Settings& s, const std::vector<std::string>& names) {
         return 1;
       }
       std::vector<Case> cases;
-      for (const auto& action : s.actions) {
-        for (int callers : s.callers) {
-          cases.push_back({action, callers, {}});
+      for (const auto& kind : s.clients) {
+        for (const auto& action : s.actions) {
+          for (int callers : s.callers) {
+            cases.push_back({action, callers, kind, {}});
+          }
         }
-      }
-      if (store != "memory") {
-        for (int callers : s.durable_callers) {
-          cases.push_back({"inc_durable", callers, {}});
+        if (store != "memory") {
+          for (int callers : s.durable_callers) {
+            cases.push_back({"inc_durable", callers, kind, {}});
+          }
         }
       }
       measure_all(client, names, cases, s.seconds, s.repeats);
@@ -450,9 +552,11 @@ int run_sidecar(const Settings& s, const std::vector<std::string>& names) {
     return 1;
   }
   std::vector<Case> cases;
-  for (const auto& action : s.actions) {
-    for (int callers : s.callers) {
-      cases.push_back({action, callers, {}});
+  for (const auto& kind : s.clients) {
+    for (const auto& action : s.actions) {
+      for (int callers : s.callers) {
+        cases.push_back({action, callers, kind, {}});
+      }
     }
   }
   measure_all(client, names, cases, s.seconds, s.repeats);
@@ -473,27 +577,16 @@ Run each_once(int count, int callers, Call call) {
   threads.reserve(static_cast<std::size_t>(callers));
   for (int t = 0; t < callers; ++t) {
     threads.emplace_back([&, t] {
-      std::vector<std::int64_t> latencies;
-      latencies.reserve(static_cast<std::size_t>(count / callers + 1));
-      long errors = 0;
-      std::string first_error;
+      Tally tally;
+      tally.latencies.reserve(static_cast<std::size_t>(count / callers + 1));
       ready.arrive_and_wait();
       for (int i = t; i < count; i += callers) {
         const auto start = Clock::now();
         spawn::Result<void> done = call(i);
-        latencies.push_back(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
-        if (!done && errors++ == 0) {
-          first_error = done.error().message;
-        }
+        tally.record(start, done ? nullptr : &done.error());
       }
       std::lock_guard lock(mutex);
-      run.calls += static_cast<long>(latencies.size());
-      run.errors += errors;
-      if (run.first_error.empty()) {
-        run.first_error = first_error;
-      }
-      run.latencies_ns.insert(run.latencies_ns.end(), latencies.begin(), latencies.end());
+      run.add(tally);
     });
   }
   ready.arrive_and_wait();
@@ -502,6 +595,60 @@ Run each_once(int count, int callers, Call call) {
     thread.join();
   }
   run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (run.errors > 0) {
+    std::cerr << "spawn-sdk-bench: " << run.errors << " calls failed; first: " << run.first_error
+              << "\n";
+  }
+  return run;
+}
+
+// Like each_once, with `lanes` chains of non-blocking calls instead of threads: lane l starts
+// calls l, l + lanes, ... one after the other, each from the previous one's callback.
+// `start(i, done)` starts call i and hands its outcome to `done`.
+template <class Start>
+Run each_once_then(int count, int lanes, Start start) {
+  struct Lane {
+    int next = 0;
+    Clock::time_point started;
+    Tally tally;
+  };
+
+  std::vector<Lane> all(static_cast<std::size_t>(std::max(1, std::min(lanes, count))));
+  std::atomic<int> running{static_cast<int>(all.size())};
+  std::mutex mutex;
+  std::condition_variable finished;
+  std::function<void(Lane&)> start_next = [&](Lane& lane) {
+    if (lane.next >= count) {
+      if (running.fetch_sub(1) == 1) {
+        std::lock_guard lock(mutex);
+        finished.notify_all();
+      }
+      return;
+    }
+    const int i = lane.next;
+    lane.next += static_cast<int>(all.size());
+    lane.started = Clock::now();
+    start(i, [&, lane_ptr = &lane](spawn::Result<void> outcome) {
+      Lane& l = *lane_ptr;
+      l.tally.record(l.started, outcome ? nullptr : &outcome.error());
+      start_next(l);
+    });
+  };
+  const auto begin = Clock::now();
+  for (std::size_t l = 0; l < all.size(); ++l) {
+    all[l].next = static_cast<int>(l);
+    all[l].tally.latencies.reserve(static_cast<std::size_t>(count) / all.size() + 1);
+    start_next(all[l]);
+  }
+  {
+    std::unique_lock lock(mutex);
+    finished.wait(lock, [&] { return running.load() == 0; });
+  }
+  Run run;
+  run.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  for (const auto& lane : all) {
+    run.add(lane.tally);
+  }
   if (run.errors > 0) {
     std::cerr << "spawn-sdk-bench: " << run.errors << " calls failed; first: " << run.first_error
               << "\n";
@@ -593,8 +740,8 @@ int run_activation(const Settings& s, const std::vector<std::string>& names) {
   errors += each_once(s.actors, callers, [&](int i) {
               return client.spawn(names[static_cast<std::size_t>(i)], "counter");
             }).errors;
-  Run activated = each_once(s.actors, callers, [&](int i) -> spawn::Result<void> {
-    auto got = client.invoke<Counter>(kSystem, names[static_cast<std::size_t>(i)], "get");
+  // Checks that a loaded state is the one the first node stored.
+  auto check = [](spawn::Result<Counter> got) -> spawn::Result<void> {
     if (!got) {
       return std::move(got).error();
     }
@@ -602,14 +749,28 @@ int run_activation(const Settings& s, const std::vector<std::string>& names) {
       return spawn::fail(spawn::ErrorCode::kDataLoss, "the state loaded is not the one stored");
     }
     return spawn::ok();
-  });
+  };
+  const bool then = s.clients.front() == "then";
+  Run activated =
+      then ? each_once_then(s.actors, callers,
+                            [&](int i, std::function<void(spawn::Result<void>)> done) {
+                              client.invoke_then<Counter>(
+                                  kSystem, names[static_cast<std::size_t>(i)], "get",
+                                  [check, done = std::move(done)](spawn::Result<Counter> got) {
+                                    done(check(std::move(got)));
+                                  });
+                            })
+           : each_once(s.actors, callers, [&](int i) {
+               return check(
+                   client.invoke<Counter>(kSystem, names[static_cast<std::size_t>(i)], "get"));
+             });
   errors += activated.errors;
   std::printf(
-      "SDK_ACTIVATION actors=%d shards=%d rate=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
-      "populate_s=%.2f errors=%ld\n",
-      s.actors, s.shards.front(), rate(activated), percentile_us(activated.latencies_ns, 0.5),
-      percentile_us(activated.latencies_ns, 0.99), percentile_us(activated.latencies_ns, 0.999),
-      populate_seconds, errors);
+      "SDK_ACTIVATION actors=%d shards=%d client=%s callers=%d rate=%.0f p50_us=%.1f "
+      "p99_us=%.1f p999_us=%.1f populate_s=%.2f errors=%ld\n",
+      s.actors, s.shards.front(), s.clients.front().c_str(), callers, rate(activated),
+      percentile_us(activated.latencies_ns, 0.5), percentile_us(activated.latencies_ns, 0.99),
+      percentile_us(activated.latencies_ns, 0.999), populate_seconds, errors);
   std::fflush(stdout);
   node->kill_for_test();
   for (const char* suffix : {"", "-wal", "-shm"}) {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,8 +69,9 @@ class ActorRef;
 
 /// Invokes actors and spawns them: the caller's side of an actor system, the same in both modes.
 ///
-/// Every call blocks until the runtime answered (synchronous invocations) or accepted the call
-/// (async, delayed and scheduled ones), and returns errors as values:
+/// `invoke_then()` starts a call and returns at once; its callback gets the reply. Every other
+/// call blocks until the runtime answered (synchronous invocations) or accepted the call
+/// (async, delayed and scheduled ones). Both return errors as values:
 /// kNotFound (no such actor, action or system), kInvalidArgument (a payload of the wrong type,
 /// or a reply of another type than `Out`), kBadHostResponse (the handler threw, returned an
 /// error, or could not read its input), kUnavailable / kTimeout (the proxy or the host cannot
@@ -77,7 +79,9 @@ class ActorRef;
 ///
 /// A Client is a cheap handle (copy it freely) and thread-safe. Don't call it from inside an
 /// action handler: that is refused with kInvalidArgument, since a synchronous call from a
-/// handler can wait on itself; use the Value's effects, pipe or forward instead.
+/// handler can wait on itself; use the Value's effects, pipe or forward instead. For the same
+/// reason an `invoke_then()` callback may start further `invoke_then()` calls but no blocking
+/// ones (refused with kInvalidArgument).
 class Client {
 public:
   /// Made by `Node::client()`.
@@ -105,6 +109,31 @@ public:
   Result<Out> invoke(std::string_view system, std::string_view actor, std::string_view action,
                      const InvokeOptions& options = {}) const {
     return finish<Out>(call(no_input(system, actor, action, options)), actor, action);
+  }
+
+  /// Invokes `action` on `actor` of `system` with `input` without waiting: returns at once, and
+  /// `done` gets the reply unpacked as `Out` (as invoke() returns it) exactly once, on one of the
+  /// node's threads (embedded: the runtime's thread that ran the call; sidecar: the client's
+  /// I/O thread). Keep `done` short and non-blocking: it holds up that thread. It may start
+  /// further invoke_then() calls (a chain of calls costs no thread while it waits). Errors
+  /// found before sending (a payload of the wrong type, a call from an action handler) reach
+  /// `done` on this thread before invoke_then() returns; a call the node drops because it
+  /// stops gets kShuttingDown.
+  template <class Out = void, Payload In>
+  void invoke_then(std::string_view system, std::string_view actor, std::string_view action,
+                   const In& input, std::type_identity_t<std::function<void(Result<Out>)>> done,
+                   const InvokeOptions& options = {}) const {
+    call_then(with_input(system, actor, action, input, options),
+              finisher<Out>(std::move(done), actor, action));
+  }
+
+  /// Invokes `action` with no input (Noop) without waiting; see the other invoke_then().
+  template <class Out = void>
+  void invoke_then(std::string_view system, std::string_view actor, std::string_view action,
+                   std::type_identity_t<std::function<void(Result<Out>)>> done,
+                   const InvokeOptions& options = {}) const {
+    call_then(no_input(system, actor, action, options),
+              finisher<Out>(std::move(done), actor, action));
   }
 
   /// Queues `action` on `actor` and returns once it is accepted: in the actor's mailbox, so a
@@ -213,7 +242,20 @@ private:
     }
   }
 
+  template <class Out>
+  static std::function<void(Result<std::optional<google::protobuf::Any>>)> finisher(
+      std::type_identity_t<std::function<void(Result<Out>)>> done, std::string_view actor,
+      std::string_view action) {
+    return [done = std::move(done), actor = std::string(actor),
+            action = std::string(action)](Result<std::optional<google::protobuf::Any>> reply) {
+      done(finish<Out>(std::move(reply), actor, action));
+    };
+  }
+
   Result<std::optional<google::protobuf::Any>> call(detail::CallSpec spec) const;
+
+  void call_then(detail::CallSpec spec,
+                 std::function<void(Result<std::optional<google::protobuf::Any>>)> done) const;
 
   std::shared_ptr<detail::ClientCore> core_;
 };
@@ -244,6 +286,22 @@ public:
   template <class Out = void>
   Result<Out> invoke(std::string_view action, const InvokeOptions& options = {}) const {
     return client_.invoke<Out>(system_, name_, action, options);
+  }
+
+  /// See Client::invoke_then().
+  template <class Out = void, Payload In>
+  void invoke_then(std::string_view action, const In& input,
+                   std::type_identity_t<std::function<void(Result<Out>)>> done,
+                   const InvokeOptions& options = {}) const {
+    client_.invoke_then<Out>(system_, name_, action, input, std::move(done), options);
+  }
+
+  /// See Client::invoke_then().
+  template <class Out = void>
+  void invoke_then(std::string_view action,
+                   std::type_identity_t<std::function<void(Result<Out>)>> done,
+                   const InvokeOptions& options = {}) const {
+    client_.invoke_then<Out>(system_, name_, action, std::move(done), options);
   }
 
   /// See Client::invoke_async().

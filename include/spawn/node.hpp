@@ -45,8 +45,10 @@ struct SidecarOptions {
   /// times, until the proxy answers (the Node SDK: 1 s, 60 times).
   int registration_attempts = 60;
   std::chrono::milliseconds registration_interval{1000};
-  /// Deadline of one client call to the proxy, connecting included.
+  /// Deadline of one client call to the proxy, connecting and waiting for a connection included.
   std::chrono::milliseconds request_timeout{60000};
+  /// Connections to the proxy open at once at most; calls beyond wait for one in order.
+  std::size_t max_connections = 64;
 
   /// Returns the defaults overridden by PROXY_HTTP_HOST, PROXY_HTTP_PORT and USER_FUNCTION_PORT,
   /// as the other Spawn SDKs read them.
@@ -104,8 +106,10 @@ public:
   void wait_for_shutdown();
 
   /// Stops the node: embedded, it refuses new calls, waits for accepted ones (at most
-  /// `drain_timeout`) and saves every actor's state; as a sidecar, it stops serving the proxy.
-  /// Idempotent; clients fail with kShuttingDown afterwards.
+  /// `drain_timeout`) and saves every actor's state; as a sidecar, it refuses new calls, waits
+  /// for those in flight (at most `request_timeout`) and stops serving the proxy. Either way
+  /// every invoke_then() callback has run when stop() returns. Idempotent; clients fail with
+  /// kShuttingDown afterwards. Not from an invoke_then() callback (it would wait for itself).
   void stop();
 
   /// Stops at once without saving anything, as a crash would (tests of durability).

@@ -1,6 +1,9 @@
 #include "sdk/client_core.hpp"
 
+#include <future>
 #include <utility>
+
+#include <spdlog/spdlog.h>
 
 namespace spawn {
 
@@ -15,12 +18,68 @@ Result<std::optional<google::protobuf::Any>> Client::call(detail::CallSpec spec)
   return core_->call(std::move(spec));
 }
 
+void Client::call_then(
+    detail::CallSpec spec,
+    std::function<void(Result<std::optional<google::protobuf::Any>>)> done) const {
+  core_->call_then(std::move(spec), std::move(done));
+}
+
 Result<void> Client::spawn(std::string_view name, std::string_view parent,
                            const SpawnOptions& options) const {
   return core_->spawn(name, parent, options);
 }
 
 }  // namespace spawn
+
+namespace spawn::sdk {
+
+namespace {
+
+thread_local int reply_depth = 0;
+
+}  // namespace
+
+ReplyHandler::~ReplyHandler() {
+  if (fn_) {
+    (*this)(fail(ErrorCode::kShuttingDown, "the node stopped before the call was answered"));
+  }
+}
+
+void ReplyHandler::operator()(Result<protocol::pb::InvocationResponse> outcome) {
+  Fn fn = std::exchange(fn_, nullptr);
+  ++reply_depth;
+  try {
+    fn(std::move(outcome));
+  } catch (const std::exception& e) {
+    spdlog::error("an invoke_then callback threw: {}", e.what());
+  } catch (...) {
+    spdlog::error("an invoke_then callback threw a non-standard exception");
+  }
+  --reply_depth;
+}
+
+bool ReplyHandler::in_reply() {
+  return reply_depth > 0;
+}
+
+InFlightCalls::Token::~Token() {
+  if (calls_ != nullptr && calls_->count_.fetch_sub(1) == 1) {
+    std::lock_guard lock(calls_->mutex_);
+    calls_->idle_.notify_all();
+  }
+}
+
+void InFlightCalls::wait_idle() {
+  std::unique_lock lock(mutex_);
+  idle_.wait(lock, [this] { return count_.load() == 0; });
+}
+
+bool InFlightCalls::wait_idle_for(std::chrono::milliseconds max_wait) {
+  std::unique_lock lock(mutex_);
+  return idle_.wait_for(lock, max_wait, [this] { return count_.load() == 0; });
+}
+
+}  // namespace spawn::sdk
 
 namespace spawn::detail {
 
@@ -60,7 +119,7 @@ Result<void> ClientCore::check(const CallSpec& spec, pb::InvocationRequest& requ
   return ok();
 }
 
-Result<std::optional<google::protobuf::Any>> ClientCore::call(CallSpec spec) const {
+Result<pb::InvocationRequest> ClientCore::make_request(CallSpec spec) const {
   if (sdk::Dispatcher::in_handler()) {
     return fail(ErrorCode::kInvalidArgument,
                 describe(spec)
@@ -90,7 +149,12 @@ Result<std::optional<google::protobuf::Any>> ClientCore::call(CallSpec spec) con
   if (auto checked = check(spec, request); !checked) {
     return std::move(checked).error();
   }
-  auto response = transport_->invoke(std::move(request));
+  return request;
+}
+
+namespace {
+
+ClientCore::Reply reply_of(Result<pb::InvocationResponse> response) {
   if (!response) {
     return std::move(response).error();
   }
@@ -100,8 +164,49 @@ Result<std::optional<google::protobuf::Any>> ClientCore::call(CallSpec spec) con
   return std::optional<google::protobuf::Any>();
 }
 
+}  // namespace
+
+ClientCore::Reply ClientCore::call(CallSpec spec) const {
+  if (sdk::ReplyHandler::in_reply()) {
+    return fail(ErrorCode::kInvalidArgument,
+                describe(spec)
+                    + ": a blocking Client call from inside an invoke_then callback would wait on "
+                      "the thread that must answer it; chain another invoke_then instead");
+  }
+  auto request = make_request(std::move(spec));
+  if (!request) {
+    return std::move(request).error();
+  }
+  std::promise<Reply> promise;
+  auto reply = promise.get_future();
+  transport_->invoke(std::move(*request),
+                     sdk::ReplyHandler([&promise](Result<pb::InvocationResponse> response) {
+                       promise.set_value(reply_of(std::move(response)));
+                     }));
+  return reply.get();
+}
+
+void ClientCore::call_then(CallSpec spec, std::function<void(Reply)> done) const {
+  auto request = make_request(std::move(spec));
+  if (!request) {
+    done(std::move(request).error());
+    return;
+  }
+  transport_->invoke(
+      std::move(*request),
+      sdk::ReplyHandler([done = std::move(done)](Result<pb::InvocationResponse> response) {
+        done(reply_of(std::move(response)));
+      }));
+}
+
 Result<void> ClientCore::spawn(std::string_view name, std::string_view parent,
                                const SpawnOptions& options) const {
+  if (sdk::ReplyHandler::in_reply()) {
+    return fail(ErrorCode::kInvalidArgument,
+                "spawn actor '" + std::string(name)
+                    + "': a blocking Client call from inside an invoke_then callback would wait on "
+                      "the thread that must answer it");
+  }
   if (sdk::Dispatcher::in_handler()) {
     return fail(ErrorCode::kInvalidArgument,
                 "spawn actor '" + std::string(name)

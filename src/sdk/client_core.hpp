@@ -1,9 +1,15 @@
 #pragma once
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "spawn/client.hpp"
@@ -14,17 +20,79 @@
 
 namespace spawn::sdk {
 
+/// Receives the outcome of one invocation exactly once. A transport that drops it unanswered
+/// (its node stopped with the call still queued) answers kShuttingDown from the destructor, so
+/// no caller waits forever. While it runs the caller's function, blocking Client calls from
+/// that thread are refused (they would wait on the thread that must answer them).
+class ReplyHandler {
+public:
+  using Fn = std::function<void(Result<protocol::pb::InvocationResponse>)>;
+
+  explicit ReplyHandler(Fn fn) : fn_(std::move(fn)) {}
+
+  ReplyHandler(ReplyHandler&& other) noexcept : fn_(std::exchange(other.fn_, nullptr)) {}
+
+  ReplyHandler& operator=(ReplyHandler&&) = delete;
+  ReplyHandler(const ReplyHandler&) = delete;
+  ReplyHandler& operator=(const ReplyHandler&) = delete;
+  ~ReplyHandler();
+
+  void operator()(Result<protocol::pb::InvocationResponse> outcome);
+
+  /// Returns true while the calling thread runs a reply function.
+  static bool in_reply();
+
+private:
+  Fn fn_;
+};
+
+/// Counts a transport's calls from their start until their reply handler has run (or was
+/// dropped), so that a stopping node can wait for them.
+class InFlightCalls {
+public:
+  /// Held by one call; releasing it (destruction) ends the call.
+  class Token {
+  public:
+    explicit Token(InFlightCalls* calls) : calls_(calls) {
+      calls_->count_.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    Token(Token&& other) noexcept : calls_(std::exchange(other.calls_, nullptr)) {}
+
+    Token& operator=(Token&&) = delete;
+    Token(const Token&) = delete;
+    Token& operator=(const Token&) = delete;
+    ~Token();
+
+  private:
+    InFlightCalls* calls_;
+  };
+
+  Token start() { return Token(this); }
+
+  /// Waits until no call is in flight.
+  void wait_idle();
+
+  /// Waits until no call is in flight or `max_wait` passed; returns whether none is.
+  bool wait_idle_for(std::chrono::milliseconds max_wait);
+
+private:
+  std::atomic<std::int64_t> count_{0};
+  std::mutex mutex_;  // with idle_: wait_idle() waits for count_ == 0
+  std::condition_variable idle_;
+};
+
 /// How a Client reaches the runtime: directly (embedded) or through the proxy's HTTP API.
-/// Implementations are thread-safe and block the calling thread.
+/// Implementations are thread-safe.
 class Transport {
 public:
   virtual ~Transport() = default;
 
-  /// Runs `request`; a protocol error (status not OK) comes back as an Error.
-  virtual Result<protocol::pb::InvocationResponse> invoke(
-      protocol::pb::InvocationRequest request) = 0;
+  /// Starts `request` and returns; `done` gets the response on one of the transport's threads
+  /// (a protocol error, status not OK, as an Error), or on this thread when it is refused at once.
+  virtual void invoke(protocol::pb::InvocationRequest request, ReplyHandler done) = 0;
 
-  /// Spawns `ids` (PROTOCOL.md §5.7).
+  /// Spawns `ids` (PROTOCOL.md §5.7); blocks the caller.
   virtual Result<void> spawn(std::string system, std::vector<protocol::pba::ActorId> ids,
                              std::optional<std::int64_t> revision) = 0;
 };
@@ -43,13 +111,20 @@ public:
 
   const std::string& system() const { return dispatcher_->system(); }
 
-  Result<std::optional<google::protobuf::Any>> call(CallSpec spec) const;
+  using Reply = Result<std::optional<google::protobuf::Any>>;
+
+  /// Runs the call and blocks until its reply (or acceptance, for async calls).
+  Reply call(CallSpec spec) const;
+
+  /// Starts the call; `done` gets the reply on a transport thread (see Client::invoke_then).
+  void call_then(CallSpec spec, std::function<void(Reply)> done) const;
 
   Result<void> spawn(std::string_view name, std::string_view parent,
                      const SpawnOptions& options) const;
 
 private:
   Result<void> check(const CallSpec& spec, protocol::pb::InvocationRequest& request) const;
+  Result<protocol::pb::InvocationRequest> make_request(CallSpec spec) const;
 
   std::shared_ptr<const sdk::Dispatcher> dispatcher_;
   std::shared_ptr<sdk::Transport> transport_;

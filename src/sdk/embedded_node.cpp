@@ -31,16 +31,17 @@ Result<T> block_on(asio::any_io_executor executor, Task<Result<T>> task) {
   }
 }
 
-/// The Client's way into the runtime: Runtime::invoke on a shard, awaited from the caller's
-/// thread through a future.
+/// The Client's way into the runtime: Runtime::invoke started on the shard that owns the actor;
+/// its reply handler runs there.
 class EmbeddedTransport final : public Transport {
 public:
   explicit EmbeddedTransport(runtime::Runtime& runtime) : runtime_(&runtime) {}
 
-  Result<pb::InvocationResponse> invoke(pb::InvocationRequest request) override {
+  void invoke(pb::InvocationRequest request, ReplyHandler done) override {
     std::shared_lock lock(mutex_);
     if (runtime_ == nullptr) {
-      return stopped();
+      done(stopped());
+      return;
     }
     // Start on the shard that owns the actor (the runtime hashes the same way), so the call
     // does not hop between shards on its way.
@@ -48,7 +49,15 @@ public:
     std::size_t shard =
         std::hash<statestore::ActorKey>{}(statestore::ActorKey{id.system(), id.name()})
         % runtime_->shard_count();
-    return block_on(runtime_->executor(shard), runtime_->invoke(std::move(request)));
+    asio::co_spawn(runtime_->executor(shard), runtime_->invoke(std::move(request)),
+                   [done = std::move(done), call = in_flight_.start()](
+                       std::exception_ptr error, Result<pb::InvocationResponse> response) mutable {
+                     if (error) {
+                       done(unexpected(error));
+                       return;
+                     }
+                     done(std::move(response));
+                   });
   }
 
   Result<void> spawn(std::string system, std::vector<pba::ActorId> ids,
@@ -64,10 +73,14 @@ public:
     return ok();
   }
 
-  /// Waits for calls in flight, then refuses every new one.
+  /// Refuses every new call, then waits until the calls in flight were answered. Not from a
+  /// reply handler (it would wait for itself).
   void close() {
-    std::unique_lock lock(mutex_);
-    runtime_ = nullptr;
+    {
+      std::unique_lock lock(mutex_);
+      runtime_ = nullptr;
+    }
+    in_flight_.wait_idle();
   }
 
 private:
@@ -75,8 +88,19 @@ private:
     return fail(ErrorCode::kShuttingDown, "the node is stopped: invocation refused");
   }
 
+  static Error unexpected(const std::exception_ptr& error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      return fail(ErrorCode::kInternal, std::string("unexpected exception: ") + e.what());
+    } catch (...) {
+      return fail(ErrorCode::kInternal, "unexpected non-standard exception");
+    }
+  }
+
   std::shared_mutex mutex_;  // guards runtime_: shared by calls, exclusive to close()
   runtime::Runtime* runtime_;
+  InFlightCalls in_flight_;
 };
 
 class EmbeddedNode final : public Node::Impl {

@@ -1,7 +1,9 @@
 #include "sdk/proxy_client.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <deque>
 #include <future>
 #include <optional>
 #include <string_view>
@@ -13,6 +15,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -34,7 +37,6 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr std::size_t kMaxBodyBytes = std::size_t{64} * 1024 * 1024;
-constexpr std::size_t kMaxIdleConnections = 16;
 
 bool contains(std::string_view text, std::string_view part) {
   return text.find(part) != std::string_view::npos;
@@ -106,10 +108,12 @@ struct ProxyClient::Impl {
 
   using Deadline = std::chrono::steady_clock::time_point;
 
-  Impl(std::string proxy_host, std::uint16_t proxy_port, std::chrono::milliseconds call_timeout)
+  Impl(std::string proxy_host, std::uint16_t proxy_port, std::chrono::milliseconds call_timeout,
+       std::size_t connection_limit)
       : host(proxy_host == "0.0.0.0" ? "127.0.0.1" : std::move(proxy_host)),
         port(proxy_port),
         timeout(call_timeout),
+        max_connections(std::max<std::size_t>(1, connection_limit)),
         authority(host + ":" + std::to_string(port)),
         work(asio::make_work_guard(io)),
         thread([this] { io.run(); }) {}
@@ -123,10 +127,14 @@ struct ProxyClient::Impl {
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
 
+  static Error refused() {
+    return fail(ErrorCode::kShuttingDown, "the node is stopped: call to the proxy refused");
+  }
+
   /// Posts `body` to `target` and waits for the answer (blocks the caller, not the I/O thread).
   Result<Answer> post(std::string target, std::string body) {
     if (closed) {
-      return fail(ErrorCode::kShuttingDown, "the node is stopped: call to the proxy refused");
+      return refused();
     }
     try {
       return asio::co_spawn(io, exchange(std::move(target), std::move(body)), asio::use_future)
@@ -150,30 +158,69 @@ struct ProxyClient::Impl {
     for (int attempt = 0;; ++attempt) {
       // A reused connection the proxy closed meanwhile is retried once on a new one.
       std::unique_ptr<beast::tcp_stream> stream;
-      if (attempt == 0 && !idle.empty()) {
-        stream = std::move(idle.back());
-        idle.pop_back();
+      if (attempt == 0) {
+        if (auto waited = co_await wait_for_connection(deadline); !waited) {
+          co_return std::move(waited).error();
+        }
+        if (!idle.empty()) {
+          stream = std::move(idle.back());
+          idle.pop_back();
+        }
       }
       const bool reused = stream != nullptr;
       if (!reused) {
+        ++open;  // reserved before connecting, so waiters count it
         auto connected = co_await connect(deadline);
         if (!connected) {
+          release(nullptr);
           co_return std::move(connected).error();
         }
         stream = std::move(*connected);
       }
       Exchange result = co_await round_trip(*stream, request, deadline);
       if (result.error) {
+        release(nullptr);
         if (reused && result.before_response && result.error != beast::error::timeout) {
+          open -= idle.size();  // the others were most likely closed by the proxy too
           idle.clear();
           continue;
         }
         co_return transport_error(result);
       }
-      if (result.keep_alive && idle.size() < kMaxIdleConnections) {
-        idle.push_back(std::move(stream));
-      }
+      release(result.keep_alive ? std::move(stream) : nullptr);
       co_return std::move(result.answer);
+    }
+  }
+
+  /// Waits until an idle connection is there or another may be opened (at most
+  /// `max_connections` are open at once; the other calls queue here in order).
+  Task<Result<void>> wait_for_connection(Deadline deadline) {
+    while (idle.empty() && open >= max_connections) {
+      asio::steady_timer timer(io, deadline);
+      waiting.push_back(&timer);
+      auto [error] = co_await timer.async_wait(kUseTask);
+      if (!error) {  // the deadline passed: no connection came free
+        std::erase(waiting, &timer);
+        co_return fail(ErrorCode::kTimeout, "the proxy at " + authority + " did not answer within "
+                                                + std::to_string(timeout.count()) + " ms (all "
+                                                + std::to_string(max_connections)
+                                                + " connections busy)");
+      }
+    }
+    co_return ok();
+  }
+
+  /// Returns a connection after a call: kept for the next one, or closed (null); wakes the
+  /// first call waiting for one.
+  void release(std::unique_ptr<beast::tcp_stream> stream) {
+    if (stream) {
+      idle.push_back(std::move(stream));
+    } else {
+      --open;
+    }
+    if (!waiting.empty()) {
+      waiting.front()->cancel();
+      waiting.pop_front();
     }
   }
 
@@ -250,17 +297,22 @@ struct ProxyClient::Impl {
   std::string host;
   std::uint16_t port;
   std::chrono::milliseconds timeout;
+  std::size_t max_connections;
   std::string authority;
   std::atomic<bool> closed{false};
+  InFlightCalls calls;  // outlives io, whose destruction drops the handlers of unfinished calls
   asio::io_context io{1};
   asio::executor_work_guard<asio::io_context::executor_type> work;
   // Only touched on the I/O thread.
   std::vector<std::unique_ptr<beast::tcp_stream>> idle;
+  std::size_t open = 0;  // connections open or being opened, idle ones included
+  std::deque<asio::steady_timer*> waiting;
   std::thread thread;
 };
 
-ProxyClient::ProxyClient(std::string host, std::uint16_t port, std::chrono::milliseconds timeout)
-    : impl_(std::make_unique<Impl>(std::move(host), port, timeout)) {}
+ProxyClient::ProxyClient(std::string host, std::uint16_t port, std::chrono::milliseconds timeout,
+                         std::size_t max_connections)
+    : impl_(std::make_unique<Impl>(std::move(host), port, timeout, max_connections)) {}
 
 ProxyClient::~ProxyClient() = default;
 
@@ -270,6 +322,10 @@ const std::string& ProxyClient::authority() const {
 
 void ProxyClient::close() {
   impl_->closed = true;
+}
+
+bool ProxyClient::wait_idle_for(std::chrono::milliseconds max_wait) {
+  return impl_->calls.wait_idle_for(max_wait);
 }
 
 Result<void> ProxyClient::register_system(const pb::RegistrationRequest& request) {
@@ -291,23 +347,41 @@ Result<void> ProxyClient::register_system(const pb::RegistrationRequest& request
   return ok();
 }
 
-Result<pb::InvocationResponse> ProxyClient::invoke(const pb::InvocationRequest& request) {
-  const auto& id = request.actor().id();
-  std::string target = "/api/v1/system/" + path_segment(request.system().name()) + "/actors/"
-                       + path_segment(id.name()) + "/invoke";
-  auto answer = impl_->post(std::move(target), request.SerializeAsString());
-  if (!answer) {
-    return std::move(answer).error();
-  }
+namespace {
+
+Result<pb::InvocationResponse> invocation_response(unsigned http_status, const std::string& body) {
   pb::InvocationResponse response;
-  if (!response.ParseFromString(answer->body)) {
-    return fail(ErrorCode::kInternal, "the proxy answered HTTP " + std::to_string(answer->status)
+  if (!response.ParseFromString(body)) {
+    return fail(ErrorCode::kInternal, "the proxy answered HTTP " + std::to_string(http_status)
                                           + " with a body that is not an InvocationResponse");
   }
   if (response.status().status() != pb::OK) {
-    return error_from_proxy(answer->status, response.status());
+    return error_from_proxy(http_status, response.status());
   }
   return response;
+}
+
+}  // namespace
+
+void ProxyClient::invoke(const pb::InvocationRequest& request, ReplyHandler done) {
+  if (impl_->closed) {
+    done(Impl::refused());
+    return;
+  }
+  const auto& id = request.actor().id();
+  std::string target = "/api/v1/system/" + path_segment(request.system().name()) + "/actors/"
+                       + path_segment(id.name()) + "/invoke";
+  asio::co_spawn(impl_->io, impl_->exchange(std::move(target), request.SerializeAsString()),
+                 [done = std::move(done), call = impl_->calls.start()](
+                     std::exception_ptr error, Result<Impl::Answer> answer) mutable {
+                   if (error) {
+                     done(fail(ErrorCode::kInternal, "proxy call: unexpected exception"));
+                   } else if (!answer) {
+                     done(std::move(answer).error());
+                   } else {
+                     done(invocation_response(answer->status, answer->body));
+                   }
+                 });
 }
 
 Result<void> ProxyClient::spawn(const std::string& system, const pb::SpawnRequest& request,

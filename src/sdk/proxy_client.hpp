@@ -8,15 +8,19 @@
 #include "spawn/result.hpp"
 
 #include "protocol/messages.hpp"
+#include "sdk/client_core.hpp"
 
 namespace spawn::sdk {
 
 /// A blocking client of the proxy's HTTP API (PROTOCOL.md §3), as any Spawn SDK speaks it:
 /// protobuf bodies over pooled HTTP/1.1 keep-alive connections. The I/O runs on a thread of its
-/// own; every call blocks its caller. Thread-safe.
+/// own; invoke() answers on that thread, the other calls block their caller. Thread-safe.
 class ProxyClient {
 public:
-  ProxyClient(std::string host, std::uint16_t port, std::chrono::milliseconds timeout);
+  /// At most `max_connections` connections are open at once; further calls wait for one (in
+  /// order, within their deadline).
+  ProxyClient(std::string host, std::uint16_t port, std::chrono::milliseconds timeout,
+              std::size_t max_connections);
   ~ProxyClient();
   ProxyClient(const ProxyClient&) = delete;
   ProxyClient& operator=(const ProxyClient&) = delete;
@@ -28,9 +32,10 @@ public:
   /// kInvalidArgument when it refuses the registration (the message is its reason).
   Result<void> register_system(const protocol::pb::RegistrationRequest& request);
 
-  /// POST /api/v1/system/{system}/actors/{actor}/invoke. A non-OK status becomes an Error whose
-  /// code is derived from the proxy's message and HTTP status (kNotFound, kBadHostResponse, ...).
-  Result<protocol::pb::InvocationResponse> invoke(const protocol::pb::InvocationRequest& request);
+  /// POST /api/v1/system/{system}/actors/{actor}/invoke; returns at once and `done` gets the
+  /// response on the I/O thread. A non-OK status becomes an Error whose code is derived from the
+  /// proxy's message and HTTP status (kNotFound, kBadHostResponse, ...).
+  void invoke(const protocol::pb::InvocationRequest& request, ReplyHandler done);
 
   /// POST /api/v1/system/{system}/actors/spawn[?revision=N].
   Result<void> spawn(const std::string& system, const protocol::pb::SpawnRequest& request,
@@ -38,6 +43,9 @@ public:
 
   /// Fails every later call with kShuttingDown.
   void close();
+
+  /// Waits until no invoke() is in flight or `max_wait` passed; returns whether none is.
+  bool wait_idle_for(std::chrono::milliseconds max_wait);
 
 private:
   struct Impl;

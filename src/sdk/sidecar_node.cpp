@@ -22,8 +22,8 @@ class ProxyTransport final : public Transport {
 public:
   explicit ProxyTransport(std::shared_ptr<ProxyClient> proxy) : proxy_(std::move(proxy)) {}
 
-  Result<pb::InvocationResponse> invoke(pb::InvocationRequest request) override {
-    return proxy_->invoke(request);
+  void invoke(pb::InvocationRequest request, ReplyHandler done) override {
+    proxy_->invoke(request, std::move(done));
   }
 
   Result<void> spawn(std::string system, std::vector<pba::ActorId> ids,
@@ -49,7 +49,7 @@ public:
       : options_(options),
         server_(dispatcher, options.bind_address, options.port, options.threads),
         proxy_(std::make_shared<ProxyClient>(options.proxy_host, options.proxy_port,
-                                             options.request_timeout)) {
+                                             options.request_timeout, options.max_connections)) {
     transport_ = std::make_shared<ProxyTransport>(proxy_);
     core_ = std::make_shared<detail::ClientCore>(std::move(dispatcher), transport_);
   }
@@ -104,12 +104,21 @@ public:
 
   std::uint16_t host_port() const override { return server_.port(); }
 
+  /// Refuses new calls, lets those in flight finish (their actions need this host), then stops
+  /// serving the proxy.
   void shutdown() override {
     proxy_->close();
+    if (!proxy_->wait_idle_for(options_.request_timeout)) {
+      spdlog::warn("sdk: calls to the proxy still in flight after {} ms; stopping anyway",
+                   options_.request_timeout.count());
+    }
     server_.stop();
   }
 
-  void kill() override { shutdown(); }
+  void kill() override {
+    proxy_->close();
+    server_.stop();
+  }
 
 private:
   SidecarOptions options_;

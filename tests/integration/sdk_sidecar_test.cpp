@@ -174,6 +174,31 @@ TEST(SdkSidecarTest, CallsToDifferentActorsRunConcurrently) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 550ms);
 }
 
+TEST(SdkSidecarTest, CallsBeyondTheConnectionLimitWaitForAConnection) {
+  testing::TempDir dir;
+  const std::uint16_t host_port = testing::free_port();
+  testing::ProxyProcess proxy(proxy_env(dir, host_port));
+  auto options = sidecar_options(proxy.port(), host_port);
+  options.max_connections = 1;
+  auto node = Node::sidecar(slow_system(), options);
+  ASSERT_TRUE(node) << node.error().message;
+  auto client = node->client();
+  std::promise<Result<void>> a_done;
+  std::promise<Result<void>> b_done;
+  const auto start = std::chrono::steady_clock::now();
+  client.actor("slow-a").invoke_then(
+      "wait", [&a_done](Result<void> result) { a_done.set_value(std::move(result)); });
+  client.actor("slow-b").invoke_then(
+      "wait", [&b_done](Result<void> result) { b_done.set_value(std::move(result)); });
+  auto a = a_done.get_future().get();
+  auto b = b_done.get_future().get();
+  EXPECT_TRUE(a) << a.error().message;
+  EXPECT_TRUE(b) << b.error().message;
+  // One connection: the second call waited for the first (two different actors would
+  // otherwise run at once, as CallsToDifferentActorsRunConcurrently shows).
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 600ms);
+}
+
 TEST(SdkSidecarTest, HostAnswersTheProxyAsDocumented) {
   testing::TempDir dir;
   const std::uint16_t host_port = testing::free_port();

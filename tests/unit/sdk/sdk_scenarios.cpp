@@ -1,8 +1,13 @@
 #include "unit/sdk/sdk_scenarios.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "sdk_test_messages.pb.h"
 
@@ -372,6 +377,203 @@ TEST_P(SdkScenarioTest, CheckpointedStateSurvivesACrash) {
   auto read = client().actor("account").invoke<Balance>("balance");
   ASSERT_TRUE(read) << read.error().message;
   EXPECT_EQ(read->amount(), 42);
+}
+
+// ---- invoke_then: calls that do not block -----------------------------------------------------
+
+namespace {
+
+/// Collects the results of invoke_then callbacks and waits for a number of them.
+template <class T>
+class Replies {
+public:
+  std::function<void(Result<T>)> collector() {
+    return [this](Result<T> result) {
+      std::lock_guard lock(mutex_);
+      results_.push_back(std::move(result));
+      threads_.push_back(std::this_thread::get_id());
+      arrived_.notify_all();
+    };
+  }
+
+  /// Waits until `count` results arrived (at most 10 s); returns whether they did.
+  bool wait_for(std::size_t count) {
+    std::unique_lock lock(mutex_);
+    return arrived_.wait_for(lock, 10s, [&] { return results_.size() >= count; });
+  }
+
+  std::size_t size() {
+    std::lock_guard lock(mutex_);
+    return results_.size();
+  }
+
+  std::vector<Result<T>> take() {
+    std::lock_guard lock(mutex_);
+    return std::move(results_);
+  }
+
+  std::vector<std::thread::id> threads() {
+    std::lock_guard lock(mutex_);
+    return threads_;
+  }
+
+private:
+  std::mutex mutex_;
+  std::condition_variable arrived_;
+  std::vector<Result<T>> results_;
+  std::vector<std::thread::id> threads_;
+};
+
+}  // namespace
+
+TEST_P(SdkScenarioTest, InvokeThenHandsTheReplyToTheCallbackOnAnotherThread) {
+  Replies<Balance> replies;
+  client().actor("account").invoke_then<Balance>("deposit", deposit(10), replies.collector());
+  ASSERT_TRUE(replies.wait_for(1));
+  auto results = replies.take();
+  ASSERT_EQ(results.size(), 1U);
+  ASSERT_TRUE(results[0]) << results[0].error().message;
+  EXPECT_EQ(results[0]->amount(), 10);
+  EXPECT_NE(replies.threads().at(0), std::this_thread::get_id());
+
+  Replies<Account> state;  // no input, default get
+  client().invoke_then<Account>(kSystem, "account", "get", state.collector());
+  ASSERT_TRUE(state.wait_for(1));
+  auto read = state.take();
+  ASSERT_TRUE(read.at(0)) << read.at(0).error().message;
+  EXPECT_EQ(read.at(0)->balance(), 10);
+}
+
+TEST_P(SdkScenarioTest, ManyCallsInFlightAreEachAnsweredOnceInMailboxOrder) {
+  constexpr int kCalls = 1000;
+  Replies<Balance> replies;
+  auto ledger = client().actor("ledger");
+  for (int i = 0; i < kCalls; ++i) {
+    ledger.invoke_then<Balance>("deposit", deposit(1), replies.collector());
+  }
+  ASSERT_TRUE(replies.wait_for(kCalls)) << replies.size() << " of " << kCalls << " answered";
+  std::set<std::int64_t> balances;
+  for (auto& result : replies.take()) {
+    ASSERT_TRUE(result) << result.error().message;
+    balances.insert(result->amount());
+  }
+  // Every deposit ran exactly once: the replies are the balances 1..kCalls, each once.
+  ASSERT_EQ(balances.size(), static_cast<std::size_t>(kCalls));
+  EXPECT_EQ(*balances.begin(), 1);
+  EXPECT_EQ(*balances.rbegin(), kCalls);
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(replies.size(), 0U) << "no callback runs twice";
+  auto read = ledger.invoke<Balance>("balance");
+  ASSERT_TRUE(read) << read.error().message;
+  EXPECT_EQ(read->amount(), kCalls);
+}
+
+TEST_P(SdkScenarioTest, CallbacksChainFurtherCallsWithoutBlockingAThread) {
+  constexpr int kLinks = 200;
+  std::mutex mutex;
+  std::condition_variable finished;
+  std::vector<std::int64_t> seen;
+  Client chain_client = client();
+  std::function<void(Result<Balance>)> next;
+  next = [&](Result<Balance> result) {
+    bool more = false;
+    {
+      std::lock_guard lock(mutex);
+      seen.push_back(result ? result->amount() : -1);
+      more = seen.size() < kLinks && result;
+      if (!more) {
+        finished.notify_all();
+      }
+    }
+    if (more) {
+      chain_client.actor("ledger").invoke_then<Balance>("deposit", deposit(2), next);
+    }
+  };
+  chain_client.actor("ledger").invoke_then<Balance>("deposit", deposit(2), next);
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(finished.wait_for(lock, 10s, [&] { return seen.size() >= kLinks; }))
+        << seen.size() << " links";
+  }
+  std::lock_guard lock(mutex);
+  for (int i = 0; i < kLinks; ++i) {
+    ASSERT_EQ(seen[i], 2 * (i + 1)) << "link " << i;
+  }
+}
+
+TEST_P(SdkScenarioTest, InvokeThenReportsErrorsThroughTheCallback) {
+  Replies<Balance> wrong_type;
+  client().actor("account").invoke_then<Balance>("deposit", note("ten"), wrong_type.collector());
+  ASSERT_EQ(wrong_type.size(), 1U) << "refused before sending, before invoke_then returns";
+  auto refused = wrong_type.take();
+  ASSERT_FALSE(refused.at(0));
+  EXPECT_EQ(refused.at(0).error().code, ErrorCode::kInvalidArgument);
+
+  Replies<void> missing;
+  client().actor("nobody").invoke_then("deposit", deposit(1), missing.collector());
+  ASSERT_TRUE(missing.wait_for(1));
+  auto not_found = missing.take();
+  ASSERT_FALSE(not_found.at(0));
+  EXPECT_EQ(not_found.at(0).error().code, ErrorCode::kNotFound) << not_found.at(0).error().message;
+
+  Replies<void> failed;
+  client().actor("account").invoke_then("boom", failed.collector());
+  ASSERT_TRUE(failed.wait_for(1));
+  auto boom = failed.take();
+  ASSERT_FALSE(boom.at(0));
+  EXPECT_EQ(boom.at(0).error().code, ErrorCode::kBadHostResponse) << boom.at(0).error().message;
+}
+
+TEST_P(SdkScenarioTest, BlockingCallFromACallbackIsRefused) {
+  Replies<std::string> replies;
+  Client inner = client();
+  auto collect = replies.collector();
+  client().actor("ledger").invoke_then<Balance>(
+      "deposit", deposit(1), [inner, collect](Result<Balance>) {
+        auto blocked = inner.actor("ledger").invoke<Balance>("balance");
+        collect(blocked ? std::string("ran") : blocked.error().message);
+        auto spawned = inner.spawn("child-from-callback", "room");
+        collect(spawned ? std::string("ran") : spawned.error().message);
+      });
+  ASSERT_TRUE(replies.wait_for(2));
+  for (auto& message : replies.take()) {
+    ASSERT_TRUE(message);
+    EXPECT_NE(message->find("inside an invoke_then callback"), std::string::npos) << *message;
+  }
+}
+
+TEST_P(SdkScenarioTest, CallbackThatThrowsDoesNotStopTheNode) {
+  std::atomic<bool> ran{false};
+  client().actor("ledger").invoke_then<Balance>("deposit", deposit(1), [&ran](Result<Balance>) {
+    ran = true;
+    throw std::runtime_error("the caller's bug");
+  });
+  ASSERT_TRUE(eventually([&] { return ran.load(); }));
+  auto after = client().actor("ledger").invoke<Balance>("deposit", deposit(1));
+  ASSERT_TRUE(after) << after.error().message;
+  EXPECT_EQ(after->amount(), 2);
+}
+
+TEST_P(SdkScenarioTest, CallsInFlightWhenTheNodeStopsAreAnsweredOnce) {
+  constexpr int kCalls = 500;
+  auto answered = std::make_shared<std::atomic<int>>(0);
+  Client kept = client();  // outlives the node, as a caller's copy may
+  for (int i = 0; i < kCalls; ++i) {
+    kept.actor("ledger").invoke_then<Balance>("deposit", deposit(1),
+                                              [answered](const Result<Balance>&) { ++*answered; });
+  }
+  node_->stop();
+  ASSERT_TRUE(eventually([&] { return answered->load() >= kCalls; }))
+      << answered->load() << " of " << kCalls << " answered";
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(answered->load(), kCalls) << "each callback runs exactly once";
+
+  Replies<Balance> late;
+  kept.actor("ledger").invoke_then<Balance>("deposit", deposit(1), late.collector());
+  ASSERT_TRUE(late.wait_for(1));
+  auto refused = late.take();
+  ASSERT_FALSE(refused.at(0));
+  EXPECT_EQ(refused.at(0).error().code, ErrorCode::kShuttingDown) << refused.at(0).error().message;
 }
 
 // ---- misuse ------------------------------------------------------------------------------------
