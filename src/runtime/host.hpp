@@ -22,8 +22,11 @@ public:
   /// Runs one action of one actor in user code and returns its response. Suspends; completes on
   /// the calling shard. Fails with kUnavailable (host unreachable), kTimeout (no answer in time)
   /// or kBadHostResponse (empty, undecodable, or no `updated_context`; PROTOCOL.md §4).
+  ///
+  /// `invocation` lives until the call completes. The host may take its parts (it is not used
+  /// again), except when it fails with kUnavailable: then it is left as it was, for a retry.
   virtual Task<Result<protocol::pb::ActorInvocationResponse>> invoke(
-      protocol::pb::ActorInvocation invocation) = 0;
+      protocol::pb::ActorInvocation& invocation) = 0;
 };
 
 /// Makes the Host of one shard, bound to that shard's executor.

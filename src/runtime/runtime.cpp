@@ -25,6 +25,17 @@ struct Runtime::WorkflowContext {
   /// The acting actor as a caller: {name, system}.
   pba::ActorId self;
   google::protobuf::Map<std::string, std::string> metadata;
+
+  /// Made only for a reply that has a workflow: most have none.
+  static std::shared_ptr<const WorkflowContext> of(const ActorKey& key,
+                                                   const pb::InvocationRequest& request) {
+    auto context = std::make_shared<WorkflowContext>();
+    context->system = key.system;
+    context->self.set_name(key.name);
+    context->self.set_system(key.system);
+    context->metadata = request.metadata();
+    return context;
+  }
 };
 
 namespace {
@@ -321,12 +332,6 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
   *response.mutable_system() = request.system();
   *response.mutable_actor() = request.actor();
 
-  auto context = std::make_shared<WorkflowContext>();
-  context->system = key.system;
-  context->self.set_name(key.name);
-  context->self.set_system(key.system);
-  context->metadata = request.metadata();
-
   if (request.scheduled_to() != 0) {
     auto scheduled = co_await schedule(std::move(key), std::move(request));
     if (!scheduled) {
@@ -354,8 +359,7 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
   }
 
   Shard& owner = shard_for(key);
-  auto outcome =
-      co_await run_on(owner.executor(), invoke_on_owner(std::move(key), std::move(request)));
+  auto outcome = co_await run_on(owner.executor(), invoke_on_owner(key, std::move(request)));
   if (!outcome) {
     co_return std::move(outcome).error();
   }
@@ -366,8 +370,9 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
     response.mutable_noop();
   }
   if (reply.has_workflow() && !is_empty(reply.workflow())) {
-    auto routed =
-        co_await run_workflow(context, std::move(reply), response, std::move(outcome->request));
+    auto context = WorkflowContext::of(key, outcome->request);
+    auto routed = co_await run_workflow(std::move(context), std::move(reply), response,
+                                        std::move(outcome->request));
     if (!routed) {
       co_return std::move(routed).error();
     }
@@ -447,19 +452,13 @@ Task<Result<void>> Runtime::post_on_owner(ActorKey key, pb::InvocationRequest re
   Shard& owner = shard_for(key);
   ActorKey instance = owner.instance_for(key);
   Shard& target = shard_for(instance);
-  auto context = std::make_shared<WorkflowContext>();
-  context->system = key.system;
-  context->self.set_name(key.name);
-  context->self.set_system(key.system);
-  context->metadata = request.metadata();
   auto executor = target.executor();
   // The workflow of an async invocation still runs once it is done; pipe and forward results
   // are dropped (PROTOCOL.md §5.5).
-  auto done = asio::bind_executor(executor, [this, executor,
-                                             context](Result<Outcome> outcome) mutable {
+  auto done = asio::bind_executor(executor, [this, executor, key](Result<Outcome> outcome) mutable {
     if (!outcome) {
-      spdlog::warn("async invocation on actor '{}/{}' failed: {}", context->system,
-                   context->self.name(), outcome.error().message);
+      spdlog::warn("async invocation on actor '{}/{}' failed: {}", key.system, key.name,
+                   outcome.error().message);
       return;
     }
     auto& reply = outcome->response;
@@ -468,6 +467,7 @@ Task<Result<void>> Runtime::post_on_owner(ActorKey key, pb::InvocationRequest re
     }
     pb::InvocationResponse output;
     copy_payload(reply, output);
+    auto context = WorkflowContext::of(key, outcome->request);
     asio::co_spawn(executor,
                    run_workflow(std::move(context), std::move(reply), std::move(output),
                                 std::move(outcome->request)),

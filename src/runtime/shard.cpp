@@ -432,9 +432,17 @@ Task<Result<void>> Shard::activate(Entity& entity) {
   co_return ok();
 }
 
+namespace {
+
+std::string describe_call(const std::string& action, const Entity& entity) {
+  return "invoke '" + action + "' on actor '" + entity.key.name + "'";
+}
+
+}  // namespace
+
 Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest request) {
   const ActorDefinition& definition = *entity.definition;
-  const std::string action = request.action_name();
+  const std::string& action = request.action_name();  // request is moved only at the end
   Outcome outcome;
   if (definition.answers_get_itself(action)) {
     auto* context = outcome.response.mutable_updated_context();
@@ -474,16 +482,16 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest reques
   auto window = request_timeout(request, options_.default_request_timeout);
   auto reply = co_await call_host(entity, std::move(invocation), window);
   entity.last_used = Clock::now();
-  auto context_text = "invoke '" + action + "' on actor '" + entity.key.name + "'";
   if (!reply) {
-    co_return std::move(reply).error().with_context(context_text);
+    co_return std::move(reply).error().with_context(describe_call(action, entity));
   }
   apply(entity, *reply);
   if (reply->checkpoint() && definition.is_stateful() && !definition.is_pooled()
       && store_ != nullptr) {
     auto saved = co_await save(entity, ActorStatus::kActivated);
     if (!saved) {
-      co_return std::move(saved).error().with_context(context_text + ": checkpoint");
+      co_return std::move(saved).error().with_context(describe_call(action, entity)
+                                                      + ": checkpoint");
     }
   }
   outcome.response = std::move(*reply);
@@ -500,14 +508,8 @@ Task<Result<pb::ActorInvocationResponse>> Shard::call_host(Entity& entity,
   auto backoff = std::chrono::milliseconds(10);
   thread_local std::minstd_rand jitter(std::random_device{}());
   for (;;) {
-    // A copy per attempt when a retry may follow; a single attempt gives the invocation away.
-    // (No co_await inside ?: — GCC 12 destroys such temporaries twice.)
-    Result<pb::ActorInvocationResponse> reply = fail(ErrorCode::kInternal, "not called");
-    if (retry_window.count() > 0) {
-      reply = co_await host_->invoke(invocation);
-    } else {
-      reply = co_await host_->invoke(std::move(invocation));
-    }
+    // The host leaves the invocation intact when it fails with kUnavailable, the only retry.
+    Result<pb::ActorInvocationResponse> reply = co_await host_->invoke(invocation);
     if (reply || reply.error().code != ErrorCode::kUnavailable || Clock::now() >= deadline) {
       co_return reply;
     }

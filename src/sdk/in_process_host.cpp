@@ -5,7 +5,7 @@
 namespace spawn::sdk {
 
 Task<Result<protocol::pb::ActorInvocationResponse>> InProcessHost::invoke(
-    protocol::pb::ActorInvocation invocation) {
+    protocol::pb::ActorInvocation& invocation) {
   co_return dispatcher_->dispatch(std::move(invocation));
 }
 

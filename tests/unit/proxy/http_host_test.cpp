@@ -103,7 +103,7 @@ protected:
       HttpHost& client, std::vector<pb::ActorInvocation> invocations) {
     std::vector<std::optional<Result<pb::ActorInvocationResponse>>> slots(invocations.size());
     for (std::size_t i = 0; i < invocations.size(); ++i) {
-      asio::co_spawn(io_, client.invoke(std::move(invocations[i])),
+      asio::co_spawn(io_, client.invoke(invocations[i]),  // lives until io_ has run
                      [&slots, i](std::exception_ptr error, Result<pb::ActorInvocationResponse> r) {
                        if (error) {
                          std::rethrow_exception(error);
