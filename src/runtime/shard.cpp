@@ -23,8 +23,38 @@ std::string describe(const ActorKey& key) {
   return key.system + "/" + key.name;
 }
 
-bool same_any(const google::protobuf::Any& a, const google::protobuf::Any& b) {
-  return a.type_url() == b.type_url() && a.value() == b.value();
+const std::string& type_url_of(const Entity& entity) {
+  static const std::string kNone;
+  return entity.type_url ? *entity.type_url : kNone;
+}
+
+/// Returns true when `any` holds the entity's state: an entity without a state compares as an
+/// empty Any.
+bool same_state(const Entity& entity, const google::protobuf::Any& any) {
+  return any.type_url() == type_url_of(entity) && any.value() == entity.value;
+}
+
+void copy_state(const Entity& entity, google::protobuf::Any* any) {
+  any->set_type_url(type_url_of(entity));
+  any->set_value(entity.value);
+}
+
+const Entity::Tags& tags_of(const Entity& entity) {
+  static const Entity::Tags kNone;
+  return entity.tags ? *entity.tags : kNone;
+}
+
+template <class Map>
+void set_tags(Entity& entity, const Map& tags) {
+  if (tags.empty()) {
+    entity.tags.reset();
+    return;
+  }
+  if (!entity.tags) {
+    entity.tags = std::make_unique<Entity::Tags>();
+  }
+  entity.tags->clear();
+  entity.tags->insert(tags.begin(), tags.end());
 }
 
 bool same_tags(const google::protobuf::Map<std::string, std::string>& a,
@@ -357,7 +387,11 @@ Task<void> Shard::drive(ActorKey key) {
 
 Task<Result<void>> Shard::activate(Entity& entity) {
   const ActorDefinition& definition = *entity.definition;
-  entity.state = definition.actor().state();
+  const auto& initial = definition.actor().state();
+  entity.has_state = initial.has_state();
+  entity.type_url = share_type_url(initial.state().type_url());
+  entity.value = initial.state().value();
+  set_tags(entity, initial.tags());
   entity.revision = 0;
   if (definition.is_stateful() && !definition.is_pooled() && store_ != nullptr) {
     auto context = "activate actor '" + describe(entity.key) + "'";
@@ -383,14 +417,10 @@ Task<Result<void>> Shard::activate(Entity& entity) {
       snapshot = std::move(*historical);
     }
     if (snapshot) {
-      entity.state.mutable_tags()->clear();
-      entity.state.mutable_tags()->insert(snapshot->tags.begin(), snapshot->tags.end());
-      if (snapshot->has_state) {
-        entity.state.mutable_state()->set_type_url(std::move(snapshot->type_url));
-        entity.state.mutable_state()->set_value(std::move(snapshot->data));
-      } else {
-        entity.state.clear_state();
-      }
+      set_tags(entity, snapshot->tags);
+      entity.has_state = snapshot->has_state;
+      entity.type_url = share_type_url(snapshot->type_url);
+      entity.value = std::move(snapshot->data);
     }
   }
   auto now = Clock::now();
@@ -413,10 +443,10 @@ Task<Result<void>> Shard::activate(Entity& entity) {
     invocation.mutable_noop();
     *invocation.mutable_caller() = id;
     auto* context = invocation.mutable_current_context();
-    if (entity.state.has_state()) {
-      *context->mutable_state() = entity.state.state();
+    if (entity.has_state) {
+      copy_state(entity, context->mutable_state());
     }
-    *context->mutable_tags() = entity.state.tags();
+    *context->mutable_tags() = tags_of(entity);
     *context->mutable_caller() = id;
     context->mutable_self()->set_name(id.name());
     context->mutable_self()->set_system(id.system());
@@ -442,10 +472,10 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest reques
       *context->mutable_caller() = request.caller();
     }
     *context->mutable_self() = entity.actor_id();
-    *context->mutable_tags() = entity.state.tags();
-    if (entity.state.has_state()) {
-      *context->mutable_state() = entity.state.state();
-      *outcome.response.mutable_value() = entity.state.state();
+    *context->mutable_tags() = tags_of(entity);
+    if (entity.has_state) {
+      copy_state(entity, context->mutable_state());
+      copy_state(entity, outcome.response.mutable_value());
     }
     entity.last_used = Clock::now();
     co_return outcome;
@@ -455,10 +485,10 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest reques
   *invocation.mutable_actor() = entity.actor_id();
   invocation.set_action_name(action);
   auto* context = invocation.mutable_current_context();
-  if (entity.state.has_state()) {
-    *context->mutable_state() = entity.state.state();
+  if (entity.has_state) {
+    copy_state(entity, context->mutable_state());
   }
-  *context->mutable_tags() = entity.state.tags();
+  *context->mutable_tags() = tags_of(entity);
   *context->mutable_metadata() = request.metadata();
   *context->mutable_self() = invocation.actor();
   if (request.has_caller()) {
@@ -524,14 +554,18 @@ Task<Result<pb::ActorInvocationResponse>> Shard::call_host(Entity& entity,
 
 void Shard::apply(Entity& entity, const pb::ActorInvocationResponse& response) {
   const auto& context = response.updated_context();
-  if (context.has_state() && !same_any(context.state(), entity.state.state())) {
-    *entity.state.mutable_state() = context.state();
+  if (context.has_state() && !same_state(entity, context.state())) {
+    entity.has_state = true;
+    if (context.state().type_url() != type_url_of(entity)) {
+      entity.type_url = share_type_url(context.state().type_url());
+    }
+    entity.value = context.state().value();
     entity.state_changed = true;
     entity.dirty = true;
   }
   // PROTOCOL.md §5.4 item 5: the returned tags replace the stored ones, even when empty.
-  if (!same_tags(context.tags(), entity.state.tags())) {
-    *entity.state.mutable_tags() = context.tags();
+  if (!same_tags(context.tags(), tags_of(entity))) {
+    set_tags(entity, context.tags());
     entity.dirty = true;
   }
 }
@@ -543,11 +577,11 @@ Task<Result<void>> Shard::save(Entity& entity, ActorStatus status) {
   statestore::Snapshot snapshot;
   snapshot.status = status;
   snapshot.node = options_.node;
-  snapshot.tags.insert(entity.state.tags().begin(), entity.state.tags().end());
-  snapshot.has_state = entity.state.has_state();
+  snapshot.tags.insert(tags_of(entity).begin(), tags_of(entity).end());
+  snapshot.has_state = entity.has_state;
   if (snapshot.has_state) {
-    snapshot.type_url = entity.state.state().type_url();
-    snapshot.data = entity.state.state().value();
+    snapshot.type_url = type_url_of(entity);
+    snapshot.data = entity.value;
   }
   auto saved = co_await store_->save(entity.key, std::move(snapshot), entity.revision);
   if (!saved) {
@@ -592,6 +626,24 @@ Task<void> Shard::deactivate_all() {
   if (pending > 0) {
     co_await all_done.async_wait(kUseTask);
   }
+}
+
+std::shared_ptr<const std::string> Shard::share_type_url(const std::string& type_url) {
+  if (type_url.empty()) {
+    return nullptr;
+  }
+  auto& shared = type_urls_[type_url];
+  if (auto existing = shared.lock()) {
+    return existing;
+  }
+  auto made = std::make_shared<const std::string>(type_url);
+  shared = made;
+  if (type_urls_.size() >= type_urls_purge_at_) {
+    // Forget the type URLs no entity uses any more, so the table stays as small as what is used.
+    std::erase_if(type_urls_, [](const auto& entry) { return entry.second.expired(); });
+    type_urls_purge_at_ = 2 * type_urls_.size() + 16;
+  }
+  return made;
 }
 
 void Shard::start_timers(const Entity& entity) {

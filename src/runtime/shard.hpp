@@ -161,6 +161,10 @@ private:
   Task<Result<void>> save(Entity& entity, statestore::ActorStatus status);
   void complete(Envelope& envelope, Result<Outcome> result);
 
+  /// Returns the shard's shared copy of `type_url` (null for an empty one), so that entities with
+  /// the same state type keep one string between them.
+  std::shared_ptr<const std::string> share_type_url(const std::string& type_url);
+
   void start_timers(const Entity& entity);
   Task<void> run_timer(statestore::ActorKey key, std::string action,
                        std::chrono::milliseconds period);
@@ -182,6 +186,10 @@ private:
   std::unordered_map<statestore::ActorKey, RegistryEntry> registry_;
   std::unordered_map<std::string, std::vector<Subscription>> topics_;
   std::unordered_map<statestore::ActorKey, std::unique_ptr<Entity>> entities_;
+  /// The state type URLs of this shard's entities (share_type_url()); expired entries go once
+  /// the table has doubled since the last sweep.
+  std::unordered_map<std::string, std::weak_ptr<const std::string>> type_urls_;
+  std::size_t type_urls_purge_at_ = 16;
   std::uint64_t pool_cursor_ = 0;
   Dispatcher dispatcher_;
   /// Timers running on this shard, as "system\x1fname\x1faction"; each runs until its actor's
