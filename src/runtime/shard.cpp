@@ -83,7 +83,7 @@ Shard::Shard(std::size_t index, const HostFactory& host_factory, statestore::Sto
 
 Shard::~Shard() {
   stop();
-  // Retired entities that only wakeups kept alive; the others go with entities_.
+  // Retired entities that only wakeups kept alive; the others go with slots_.
   while (!wakeups_.empty()) {
     Entity* entity = wakeups_.top().entity;
     wakeups_.pop();
@@ -93,13 +93,26 @@ Shard::~Shard() {
   }
 }
 
+const Shard::Slot* Shard::find_registration(const ActorKey& key) const {
+  auto it = slots_.find(key);
+  return it == slots_.end() || !it->second.definition ? nullptr : &it->second;
+}
+
+Entity* Shard::entity_of(const ActorKey& key) const {
+  auto it = slots_.find(key);
+  return it == slots_.end() ? nullptr : it->second.entity.get();
+}
+
 void Shard::retire(const ActorKey& key) {
-  auto it = entities_.find(key);
-  if (it == entities_.end()) {
+  auto it = slots_.find(key);
+  if (it == slots_.end() || !it->second.entity) {
     return;
   }
-  Entity* entity = it->second.release();
-  entities_.erase(it);
+  Entity* entity = it->second.entity.release();
+  --entity_count_;
+  if (!it->second.definition) {
+    slots_.erase(it);  // a pool member: nothing registered under its key
+  }
   entity->retired = true;
   if (entity->wakeups == 0) {
     delete entity;
@@ -135,45 +148,45 @@ void Shard::add_definitions(std::string system,
       topics_[channel.topic()].push_back(
           Subscription{key, channel.action().empty() ? "receive" : channel.action()});
     }
-    auto& entry = registry_[key];
-    entry.definition = definition;
-    entry.revision.reset();
+    auto& slot = slots_[key];
+    slot.definition = definition;
+    slot.revision.reset();
     // A running actor keeps its state; it picks up the new definition (actions, settings).
-    if (auto it = entities_.find(key); it != entities_.end()) {
-      it->second->definition = definition;
+    if (slot.entity) {
+      slot.entity->definition = definition;
     }
   }
 }
 
 std::shared_ptr<const ActorDefinition> Shard::definition(const ActorKey& key) const {
-  auto it = registry_.find(key);
-  return it == registry_.end() ? nullptr : it->second.definition;
+  const Slot* slot = find_registration(key);
+  return slot == nullptr ? nullptr : slot->definition;
 }
 
 Result<void> Shard::spawn(const pba::ActorId& id, std::optional<std::int64_t> revision) {
-  auto parent = registry_.find(ActorKey{id.system(), id.parent()});
+  const Slot* parent = find_registration(ActorKey{id.system(), id.parent()});
   // A template is registered under its own name; a spawned child cannot be one.
-  if (id.parent().empty() || parent == registry_.end()
-      || parent->second.definition->name() != id.parent()) {
+  if (id.parent().empty() || parent == nullptr || parent->definition->name() != id.parent()) {
     return fail(ErrorCode::kNotFound,
                 "spawn actor '" + id.name() + "' on system '" + id.system()
                     + "': trying to create an actor from an Unnamed actor that has never been "
                       "registered (parent '"
                     + id.parent() + "')");
   }
-  ActorKey key{id.system(), id.name()};
-  auto definition = parent->second.definition;
-  registry_[key] = RegistryEntry{definition, revision};
-  if (auto it = entities_.find(key); it != entities_.end()) {
-    it->second->definition = definition;
+  auto definition = parent->definition;
+  auto& slot = slots_[ActorKey{id.system(), id.name()}];
+  slot.definition = definition;
+  slot.revision = revision;
+  if (slot.entity) {
+    slot.entity->definition = definition;
   }
   return ok();
 }
 
 std::vector<ActorInfo> Shard::actors(const std::string& system) const {
   std::vector<ActorInfo> result;
-  for (const auto& [key, entry] : registry_) {
-    if (key.system != system) {
+  for (const auto& [key, entry] : slots_) {
+    if (key.system != system || !entry.definition) {
       continue;
     }
     ActorInfo info;
@@ -197,11 +210,11 @@ std::vector<Subscription> Shard::subscribers(const std::string& topic) const {
 }
 
 Result<Entity*> Shard::find_or_create(const ActorKey& registered, const ActorKey& instance) {
-  if (auto it = entities_.find(instance); it != entities_.end()) {
-    return it->second.get();
+  if (Entity* found = entity_of(instance); found != nullptr) {
+    return found;
   }
-  auto entry = registry_.find(registered);
-  if (entry == registry_.end()) {
+  auto entry = slots_.find(registered);
+  if (entry == slots_.end() || !entry->second.definition) {
     if (!systems_.contains(registered.system)) {
       return fail(ErrorCode::kNotFound,
                   "ActorSystem " + registered.system + " is not registered on this proxy");
@@ -209,12 +222,15 @@ Result<Entity*> Shard::find_or_create(const ActorKey& registered, const ActorKey
     return fail(ErrorCode::kNotFound,
                 "Actor " + registered.name + " not found on ActorSystem " + registered.system);
   }
-  // The entity refers to its map entry's key rather than keeping a copy.
-  auto [it, inserted] = entities_.try_emplace(instance);
-  it->second =
-      std::make_unique<Entity>(it->first, entry->second.definition, entry->second.revision);
-  entry->second.revision.reset();
-  return it->second.get();
+  // A pool member gets a slot of its own. (Slots are nodes: `registration` stays valid.)
+  Slot& registration = entry->second;
+  auto it = registered == instance ? entry : slots_.try_emplace(instance).first;
+  // The entity refers to its slot's key rather than keeping a copy.
+  it->second.entity =
+      std::make_unique<Entity>(it->first, registration.definition, registration.revision);
+  registration.revision.reset();
+  ++entity_count_;
+  return it->second.entity.get();
 }
 
 Result<Entity*> Shard::accept(const ActorKey& registered, const ActorKey& instance,
@@ -232,11 +248,11 @@ Result<Entity*> Shard::accept(const ActorKey& registered, const ActorKey& instan
 }
 
 ActorKey Shard::instance_for(const ActorKey& key) {
-  auto it = registry_.find(key);
-  if (it == registry_.end() || !it->second.definition->is_pooled()) {
+  const Slot* slot = find_registration(key);
+  if (slot == nullptr || !slot->definition->is_pooled()) {
     return key;
   }
-  auto instance = pool_cursor_++ % static_cast<std::uint64_t>(it->second.definition->pool_size());
+  auto instance = pool_cursor_++ % static_cast<std::uint64_t>(slot->definition->pool_size());
   // The unit separator cannot appear in names SDKs send, so pool members never collide with actors.
   return ActorKey{key.system, key.name + '\x1f' + std::to_string(instance)};
 }
@@ -304,11 +320,11 @@ void Shard::complete(Envelope& envelope, Result<Outcome> result) {
 }
 
 Task<void> Shard::drive(ActorKey key) {
-  auto it = entities_.find(key);
-  if (it == entities_.end()) {
+  Entity* found = entity_of(key);
+  if (found == nullptr) {
     co_return;
   }
-  Entity& entity = *it->second;
+  Entity& entity = *found;
   while (!entity.mailbox.empty()) {
     Envelope envelope = std::move(entity.mailbox.front());
     entity.mailbox.pop_front();
@@ -606,13 +622,15 @@ Task<void> Shard::deactivate_all() {
   std::size_t pending = 0;
   asio::steady_timer all_done(io_, Clock::time_point::max());
   std::vector<ActorKey> keys;
-  keys.reserve(entities_.size());
-  for (const auto& [key, entity] : entities_) {
-    keys.push_back(key);
+  keys.reserve(entity_count_);
+  for (const auto& [key, slot] : slots_) {
+    if (slot.entity) {
+      keys.push_back(key);
+    }
   }
   for (const auto& key : keys) {
-    auto it = entities_.find(key);
-    if (it == entities_.end()) {
+    Entity* found = entity_of(key);
+    if (found == nullptr) {
       continue;
     }
     ++pending;
@@ -621,7 +639,7 @@ Task<void> Shard::deactivate_all() {
         all_done.cancel();
       }
     });
-    enqueue(*it->second, Envelope{Envelope::Kind::kDeactivate, {}, std::move(done)});
+    enqueue(*found, Envelope{Envelope::Kind::kDeactivate, {}, std::move(done)});
   }
   if (pending > 0) {
     co_await all_done.async_wait(kUseTask);
@@ -667,11 +685,11 @@ void Shard::start_timers(const Entity& entity) {
 }
 
 bool Shard::has_timer(const ActorKey& key, const std::string& action) const {
-  auto entry = registry_.find(key);
-  if (entry == registry_.end()) {
+  const Slot* slot = find_registration(key);
+  if (slot == nullptr) {
     return false;
   }
-  const auto& timers = entry->second.definition->actor().timer_actions();
+  const auto& timers = slot->definition->actor().timer_actions();
   return std::any_of(timers.begin(), timers.end(), [&](const auto& timer) {
     return timer.action().name() == action && timer.seconds() > 0;
   });
