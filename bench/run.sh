@@ -338,8 +338,8 @@ for run in $(seq "$repeats"); do
 done
 log "memory per actor and cost curve over actors: $curve_actors $memory_actors"
 for count in $curve_actors $memory_actors; do
-  sdk_run memory --actors "$count" --shards 2 --callers 64 --seconds "$curve_seconds" ||
-    embedded_status=1
+  sdk_run memory --actors "$count" --shards 2 --callers 64 --client then \
+    --seconds "$curve_seconds" || embedded_status=1
   caf_run memory --actors "$count" --threads 2 || embedded_status=1
   caf_run roundtrips --actors "$count" --callers 64 --threads 2 --seconds "$curve_seconds" ||
     embedded_status=1
@@ -517,7 +517,7 @@ echo "| runtime, checkpoint per update (64 callers) | $(field "$durable" rps) |"
 echo
 echo "### 6. Cost curve"
 echo
-echo "Embedded (64 callers, 2 shards, inc round-robin over every actor, ${curve_seconds}s) and" \
+echo "Embedded (64 invoke_then chains, 2 shards, inc round-robin over every actor, ${curve_seconds}s) and" \
   "CAF (the same workload), by number of actors:"
 echo
 echo "| actors | spawn round trips/s | spawn bytes/actor | CAF round trips/s | CAF bytes/actor |"

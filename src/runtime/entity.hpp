@@ -44,6 +44,8 @@ struct Envelope {
 /// One activated (or activating) actor instance. Lives on exactly one shard and is touched only by
 /// that shard's thread; the shard's mailbox loop is the only code that changes it.
 struct Entity {
+  using Tags = google::protobuf::Map<std::string, std::string>;
+
   /// `actor_key` must outlive the entity: it is the key of the shard's map entry that owns it.
   Entity(const statestore::ActorKey& actor_key,
          std::shared_ptr<const ActorDefinition> actor_definition,
@@ -74,14 +76,26 @@ struct Entity {
   bool active = false;
   /// True while the mailbox loop runs for this entity.
   bool running = false;
-  /// The actor's current state and tags.
-  protocol::pba::ActorState state;
-  /// The stored revision this activation read or last wrote; 0 when nothing is stored.
-  std::int64_t revision = 0;
   /// Tags or state changed since the last save.
   bool dirty = false;
   /// The state bytes changed since the last save (periodic snapshots look only at this).
   bool state_changed = false;
+  /// Whether the actor has a state (its `ActorState.state` Any is set, even if empty).
+  bool has_state = false;
+  /// The stored revision this activation read or last wrote; 0 when nothing is stored.
+  std::int64_t revision = 0;
+
+  /// The actor's current state and tags: the fields of a protobuf `ActorState`, kept without
+  /// one. An `ActorState` with its `Any` and three heap strings cost about 320 bytes and four
+  /// allocations per active actor (docs/performance.md, optimisation log: memory per actor).
+  ///
+  /// The state Any's type URL, shared by the entities of a shard that have the same one
+  /// (Shard::share_type_url); null when empty.
+  std::shared_ptr<const std::string> type_url;
+  /// The state Any's value (a small state fits in the string itself).
+  std::string value;
+  /// The tags; null when there are none.
+  std::unique_ptr<Tags> tags;
 
   Clock::time_point last_used{};
   Clock::time_point next_snapshot{};

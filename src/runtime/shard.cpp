@@ -23,8 +23,38 @@ std::string describe(const ActorKey& key) {
   return key.system + "/" + key.name;
 }
 
-bool same_any(const google::protobuf::Any& a, const google::protobuf::Any& b) {
-  return a.type_url() == b.type_url() && a.value() == b.value();
+const std::string& type_url_of(const Entity& entity) {
+  static const std::string kNone;
+  return entity.type_url ? *entity.type_url : kNone;
+}
+
+/// Returns true when `any` holds the entity's state: an entity without a state compares as an
+/// empty Any.
+bool same_state(const Entity& entity, const google::protobuf::Any& any) {
+  return any.type_url() == type_url_of(entity) && any.value() == entity.value;
+}
+
+void copy_state(const Entity& entity, google::protobuf::Any* any) {
+  any->set_type_url(type_url_of(entity));
+  any->set_value(entity.value);
+}
+
+const Entity::Tags& tags_of(const Entity& entity) {
+  static const Entity::Tags kNone;
+  return entity.tags ? *entity.tags : kNone;
+}
+
+template <class Map>
+void set_tags(Entity& entity, const Map& tags) {
+  if (tags.empty()) {
+    entity.tags.reset();
+    return;
+  }
+  if (!entity.tags) {
+    entity.tags = std::make_unique<Entity::Tags>();
+  }
+  entity.tags->clear();
+  entity.tags->insert(tags.begin(), tags.end());
 }
 
 bool same_tags(const google::protobuf::Map<std::string, std::string>& a,
@@ -53,7 +83,7 @@ Shard::Shard(std::size_t index, const HostFactory& host_factory, statestore::Sto
 
 Shard::~Shard() {
   stop();
-  // Retired entities that only wakeups kept alive; the others go with entities_.
+  // Retired entities that only wakeups kept alive; the others go with slots_.
   while (!wakeups_.empty()) {
     Entity* entity = wakeups_.top().entity;
     wakeups_.pop();
@@ -63,13 +93,26 @@ Shard::~Shard() {
   }
 }
 
+const Shard::Slot* Shard::find_registration(const ActorKey& key) const {
+  auto it = slots_.find(key);
+  return it == slots_.end() || !it->second.definition ? nullptr : &it->second;
+}
+
+Entity* Shard::entity_of(const ActorKey& key) const {
+  auto it = slots_.find(key);
+  return it == slots_.end() ? nullptr : it->second.entity.get();
+}
+
 void Shard::retire(const ActorKey& key) {
-  auto it = entities_.find(key);
-  if (it == entities_.end()) {
+  auto it = slots_.find(key);
+  if (it == slots_.end() || !it->second.entity) {
     return;
   }
-  Entity* entity = it->second.release();
-  entities_.erase(it);
+  Entity* entity = it->second.entity.release();
+  --entity_count_;
+  if (!it->second.definition) {
+    slots_.erase(it);  // a pool member: nothing registered under its key
+  }
   entity->retired = true;
   if (entity->wakeups == 0) {
     delete entity;
@@ -105,45 +148,45 @@ void Shard::add_definitions(std::string system,
       topics_[channel.topic()].push_back(
           Subscription{key, channel.action().empty() ? "receive" : channel.action()});
     }
-    auto& entry = registry_[key];
-    entry.definition = definition;
-    entry.revision.reset();
+    auto& slot = slots_[key];
+    slot.definition = definition;
+    slot.revision.reset();
     // A running actor keeps its state; it picks up the new definition (actions, settings).
-    if (auto it = entities_.find(key); it != entities_.end()) {
-      it->second->definition = definition;
+    if (slot.entity) {
+      slot.entity->definition = definition;
     }
   }
 }
 
 std::shared_ptr<const ActorDefinition> Shard::definition(const ActorKey& key) const {
-  auto it = registry_.find(key);
-  return it == registry_.end() ? nullptr : it->second.definition;
+  const Slot* slot = find_registration(key);
+  return slot == nullptr ? nullptr : slot->definition;
 }
 
 Result<void> Shard::spawn(const pba::ActorId& id, std::optional<std::int64_t> revision) {
-  auto parent = registry_.find(ActorKey{id.system(), id.parent()});
+  const Slot* parent = find_registration(ActorKey{id.system(), id.parent()});
   // A template is registered under its own name; a spawned child cannot be one.
-  if (id.parent().empty() || parent == registry_.end()
-      || parent->second.definition->name() != id.parent()) {
+  if (id.parent().empty() || parent == nullptr || parent->definition->name() != id.parent()) {
     return fail(ErrorCode::kNotFound,
                 "spawn actor '" + id.name() + "' on system '" + id.system()
                     + "': trying to create an actor from an Unnamed actor that has never been "
                       "registered (parent '"
                     + id.parent() + "')");
   }
-  ActorKey key{id.system(), id.name()};
-  auto definition = parent->second.definition;
-  registry_[key] = RegistryEntry{definition, revision};
-  if (auto it = entities_.find(key); it != entities_.end()) {
-    it->second->definition = definition;
+  auto definition = parent->definition;
+  auto& slot = slots_[ActorKey{id.system(), id.name()}];
+  slot.definition = definition;
+  slot.revision = revision;
+  if (slot.entity) {
+    slot.entity->definition = definition;
   }
   return ok();
 }
 
 std::vector<ActorInfo> Shard::actors(const std::string& system) const {
   std::vector<ActorInfo> result;
-  for (const auto& [key, entry] : registry_) {
-    if (key.system != system) {
+  for (const auto& [key, entry] : slots_) {
+    if (key.system != system || !entry.definition) {
       continue;
     }
     ActorInfo info;
@@ -167,11 +210,11 @@ std::vector<Subscription> Shard::subscribers(const std::string& topic) const {
 }
 
 Result<Entity*> Shard::find_or_create(const ActorKey& registered, const ActorKey& instance) {
-  if (auto it = entities_.find(instance); it != entities_.end()) {
-    return it->second.get();
+  if (Entity* found = entity_of(instance); found != nullptr) {
+    return found;
   }
-  auto entry = registry_.find(registered);
-  if (entry == registry_.end()) {
+  auto entry = slots_.find(registered);
+  if (entry == slots_.end() || !entry->second.definition) {
     if (!systems_.contains(registered.system)) {
       return fail(ErrorCode::kNotFound,
                   "ActorSystem " + registered.system + " is not registered on this proxy");
@@ -179,12 +222,15 @@ Result<Entity*> Shard::find_or_create(const ActorKey& registered, const ActorKey
     return fail(ErrorCode::kNotFound,
                 "Actor " + registered.name + " not found on ActorSystem " + registered.system);
   }
-  // The entity refers to its map entry's key rather than keeping a copy.
-  auto [it, inserted] = entities_.try_emplace(instance);
-  it->second =
-      std::make_unique<Entity>(it->first, entry->second.definition, entry->second.revision);
-  entry->second.revision.reset();
-  return it->second.get();
+  // A pool member gets a slot of its own. (Slots are nodes: `registration` stays valid.)
+  Slot& registration = entry->second;
+  auto it = registered == instance ? entry : slots_.try_emplace(instance).first;
+  // The entity refers to its slot's key rather than keeping a copy.
+  it->second.entity =
+      std::make_unique<Entity>(it->first, registration.definition, registration.revision);
+  registration.revision.reset();
+  ++entity_count_;
+  return it->second.entity.get();
 }
 
 Result<Entity*> Shard::accept(const ActorKey& registered, const ActorKey& instance,
@@ -202,11 +248,11 @@ Result<Entity*> Shard::accept(const ActorKey& registered, const ActorKey& instan
 }
 
 ActorKey Shard::instance_for(const ActorKey& key) {
-  auto it = registry_.find(key);
-  if (it == registry_.end() || !it->second.definition->is_pooled()) {
+  const Slot* slot = find_registration(key);
+  if (slot == nullptr || !slot->definition->is_pooled()) {
     return key;
   }
-  auto instance = pool_cursor_++ % static_cast<std::uint64_t>(it->second.definition->pool_size());
+  auto instance = pool_cursor_++ % static_cast<std::uint64_t>(slot->definition->pool_size());
   // The unit separator cannot appear in names SDKs send, so pool members never collide with actors.
   return ActorKey{key.system, key.name + '\x1f' + std::to_string(instance)};
 }
@@ -274,11 +320,11 @@ void Shard::complete(Envelope& envelope, Result<Outcome> result) {
 }
 
 Task<void> Shard::drive(ActorKey key) {
-  auto it = entities_.find(key);
-  if (it == entities_.end()) {
+  Entity* found = entity_of(key);
+  if (found == nullptr) {
     co_return;
   }
-  Entity& entity = *it->second;
+  Entity& entity = *found;
   while (!entity.mailbox.empty()) {
     Envelope envelope = std::move(entity.mailbox.front());
     entity.mailbox.pop_front();
@@ -357,7 +403,11 @@ Task<void> Shard::drive(ActorKey key) {
 
 Task<Result<void>> Shard::activate(Entity& entity) {
   const ActorDefinition& definition = *entity.definition;
-  entity.state = definition.actor().state();
+  const auto& initial = definition.actor().state();
+  entity.has_state = initial.has_state();
+  entity.type_url = share_type_url(initial.state().type_url());
+  entity.value = initial.state().value();
+  set_tags(entity, initial.tags());
   entity.revision = 0;
   if (definition.is_stateful() && !definition.is_pooled() && store_ != nullptr) {
     auto context = "activate actor '" + describe(entity.key) + "'";
@@ -383,14 +433,10 @@ Task<Result<void>> Shard::activate(Entity& entity) {
       snapshot = std::move(*historical);
     }
     if (snapshot) {
-      entity.state.mutable_tags()->clear();
-      entity.state.mutable_tags()->insert(snapshot->tags.begin(), snapshot->tags.end());
-      if (snapshot->has_state) {
-        entity.state.mutable_state()->set_type_url(std::move(snapshot->type_url));
-        entity.state.mutable_state()->set_value(std::move(snapshot->data));
-      } else {
-        entity.state.clear_state();
-      }
+      set_tags(entity, snapshot->tags);
+      entity.has_state = snapshot->has_state;
+      entity.type_url = share_type_url(snapshot->type_url);
+      entity.value = std::move(snapshot->data);
     }
   }
   auto now = Clock::now();
@@ -413,10 +459,10 @@ Task<Result<void>> Shard::activate(Entity& entity) {
     invocation.mutable_noop();
     *invocation.mutable_caller() = id;
     auto* context = invocation.mutable_current_context();
-    if (entity.state.has_state()) {
-      *context->mutable_state() = entity.state.state();
+    if (entity.has_state) {
+      copy_state(entity, context->mutable_state());
     }
-    *context->mutable_tags() = entity.state.tags();
+    *context->mutable_tags() = tags_of(entity);
     *context->mutable_caller() = id;
     context->mutable_self()->set_name(id.name());
     context->mutable_self()->set_system(id.system());
@@ -450,10 +496,10 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest reques
       *context->mutable_caller() = request.caller();
     }
     *context->mutable_self() = entity.actor_id();
-    *context->mutable_tags() = entity.state.tags();
-    if (entity.state.has_state()) {
-      *context->mutable_state() = entity.state.state();
-      *outcome.response.mutable_value() = entity.state.state();
+    *context->mutable_tags() = tags_of(entity);
+    if (entity.has_state) {
+      copy_state(entity, context->mutable_state());
+      copy_state(entity, outcome.response.mutable_value());
     }
     entity.last_used = Clock::now();
     co_return outcome;
@@ -463,10 +509,10 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest reques
   *invocation.mutable_actor() = entity.actor_id();
   invocation.set_action_name(action);
   auto* context = invocation.mutable_current_context();
-  if (entity.state.has_state()) {
-    *context->mutable_state() = entity.state.state();
+  if (entity.has_state) {
+    copy_state(entity, context->mutable_state());
   }
-  *context->mutable_tags() = entity.state.tags();
+  *context->mutable_tags() = tags_of(entity);
   *context->mutable_metadata() = request.metadata();
   *context->mutable_self() = invocation.actor();
   if (request.has_caller()) {
@@ -526,14 +572,18 @@ Task<Result<pb::ActorInvocationResponse>> Shard::call_host(Entity& entity,
 
 void Shard::apply(Entity& entity, const pb::ActorInvocationResponse& response) {
   const auto& context = response.updated_context();
-  if (context.has_state() && !same_any(context.state(), entity.state.state())) {
-    *entity.state.mutable_state() = context.state();
+  if (context.has_state() && !same_state(entity, context.state())) {
+    entity.has_state = true;
+    if (context.state().type_url() != type_url_of(entity)) {
+      entity.type_url = share_type_url(context.state().type_url());
+    }
+    entity.value = context.state().value();
     entity.state_changed = true;
     entity.dirty = true;
   }
   // PROTOCOL.md §5.4 item 5: the returned tags replace the stored ones, even when empty.
-  if (!same_tags(context.tags(), entity.state.tags())) {
-    *entity.state.mutable_tags() = context.tags();
+  if (!same_tags(context.tags(), tags_of(entity))) {
+    set_tags(entity, context.tags());
     entity.dirty = true;
   }
 }
@@ -545,11 +595,11 @@ Task<Result<void>> Shard::save(Entity& entity, ActorStatus status) {
   statestore::Snapshot snapshot;
   snapshot.status = status;
   snapshot.node = options_.node;
-  snapshot.tags.insert(entity.state.tags().begin(), entity.state.tags().end());
-  snapshot.has_state = entity.state.has_state();
+  snapshot.tags.insert(tags_of(entity).begin(), tags_of(entity).end());
+  snapshot.has_state = entity.has_state;
   if (snapshot.has_state) {
-    snapshot.type_url = entity.state.state().type_url();
-    snapshot.data = entity.state.state().value();
+    snapshot.type_url = type_url_of(entity);
+    snapshot.data = entity.value;
   }
   auto saved = co_await store_->save(entity.key, std::move(snapshot), entity.revision);
   if (!saved) {
@@ -574,13 +624,15 @@ Task<void> Shard::deactivate_all() {
   std::size_t pending = 0;
   asio::steady_timer all_done(io_, Clock::time_point::max());
   std::vector<ActorKey> keys;
-  keys.reserve(entities_.size());
-  for (const auto& [key, entity] : entities_) {
-    keys.push_back(key);
+  keys.reserve(entity_count_);
+  for (const auto& [key, slot] : slots_) {
+    if (slot.entity) {
+      keys.push_back(key);
+    }
   }
   for (const auto& key : keys) {
-    auto it = entities_.find(key);
-    if (it == entities_.end()) {
+    Entity* found = entity_of(key);
+    if (found == nullptr) {
       continue;
     }
     ++pending;
@@ -589,11 +641,29 @@ Task<void> Shard::deactivate_all() {
         all_done.cancel();
       }
     });
-    enqueue(*it->second, Envelope{Envelope::Kind::kDeactivate, {}, std::move(done)});
+    enqueue(*found, Envelope{Envelope::Kind::kDeactivate, {}, std::move(done)});
   }
   if (pending > 0) {
     co_await all_done.async_wait(kUseTask);
   }
+}
+
+std::shared_ptr<const std::string> Shard::share_type_url(const std::string& type_url) {
+  if (type_url.empty()) {
+    return nullptr;
+  }
+  auto& shared = type_urls_[type_url];
+  if (auto existing = shared.lock()) {
+    return existing;
+  }
+  auto made = std::make_shared<const std::string>(type_url);
+  shared = made;
+  if (type_urls_.size() >= type_urls_purge_at_) {
+    // Forget the type URLs no entity uses any more, so the table stays as small as what is used.
+    std::erase_if(type_urls_, [](const auto& entry) { return entry.second.expired(); });
+    type_urls_purge_at_ = 2 * type_urls_.size() + 16;
+  }
+  return made;
 }
 
 void Shard::start_timers(const Entity& entity) {
@@ -617,11 +687,11 @@ void Shard::start_timers(const Entity& entity) {
 }
 
 bool Shard::has_timer(const ActorKey& key, const std::string& action) const {
-  auto entry = registry_.find(key);
-  if (entry == registry_.end()) {
+  const Slot* slot = find_registration(key);
+  if (slot == nullptr) {
     return false;
   }
-  const auto& timers = entry->second.definition->actor().timer_actions();
+  const auto& timers = slot->definition->actor().timer_actions();
   return std::any_of(timers.begin(), timers.end(), [&](const auto& timer) {
     return timer.action().name() == action && timer.seconds() > 0;
   });
