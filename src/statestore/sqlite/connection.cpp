@@ -156,6 +156,10 @@ Result<std::optional<std::string>> Connection::query_text(const char* sql) {
   return std::optional<std::string>(statement->column_text(0));
 }
 
+std::int64_t Connection::changes() const {
+  return sqlite3_changes64(db_);
+}
+
 Result<Statement> Connection::prepare(std::string_view sql) {
   sqlite3_stmt* stmt = nullptr;
   const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
