@@ -4,15 +4,21 @@
 // Every store is opened with make_store(), as the proxy opens it (so writes are encrypted), and
 // driven from one io_context thread, as a shard drives it. Writes: `--concurrency` coroutines
 // each save their own actor revision after revision for `--seconds`; a save counts only once the
-// store acknowledged it, which it does after COMMIT. Loads: one coroutine loads random actors one
-// at a time; the latency of each is recorded.
+// store acknowledged it, which it does after COMMIT. Loads: `--actors` actors are stored (the
+// writers' and more, each saved once), then `--load-concurrency` coroutines (default: as many as
+// writers) load random ones until `--loads` loads completed; the rate and the latency of each
+// load (from the call to its completion on the caller) are reported.
 //
 // Servers come from SPAWN_TEST_POSTGRES / SPAWN_TEST_MYSQL ("host=... port=... user=...
 // password=... dbname=...", see scripts/start-databases.sh); a backend whose variable is unset is
 // skipped. SQLite writes a file under --dir (default /var/tmp: a disk, not tmpfs).
 //
-//   spawn-store-bench [--seconds 5] [--concurrency 64] [--loads 2000] [--dir /var/tmp]
+//   spawn-store-bench [--seconds 5] [--concurrency 64] [--group-commit on|off|both]
+//                     [--loads 2000] [--load-concurrency C] [--actors A] [--dir /var/tmp]
 //   spawn-store-bench --ceiling 64 [--seconds 2] [--dir /var/tmp]
+//
+// `--seconds 0` skips the write phase (loads only). Prints one line per store and mode:
+//   sqlite    on   W writes/s  L loads/s  load p50 P us  p99 Q us  failures F
 //
 // --ceiling B measures SQLite itself instead, with none of our code: one thread upserts rows of
 // the size of an encrypted counter snapshot, B per transaction, in WAL mode with
@@ -47,6 +53,9 @@ struct Settings {
   double seconds = 5;
   int concurrency = 64;
   int loads = 2000;
+  int load_concurrency = 0;  // 0: as --concurrency
+  int actors = 0;            // 0: as --concurrency
+  std::string group_commit = "both";
   std::string dir = "/var/tmp";
   int ceiling_batch = 0;
 };
@@ -190,10 +199,24 @@ Task<void> write_loop(statestore::Store* store, statestore::ActorKey key,
   }
 }
 
-Task<void> load_loop(statestore::Store* store, std::string system, int actors, int loads,
-                     std::vector<double>* micros, long* failures) {
-  std::mt19937 random(42);
-  for (int i = 0; i < loads; ++i) {
+// Saves actors [first, actors) once each, every `stride`-th one starting at `first`.
+Task<void> fill_loop(statestore::Store* store, std::string system, int first, int stride,
+                     int actors, long* failures) {
+  for (int i = first; i < actors; i += stride) {
+    const statestore::ActorKey key{system, "actor-" + std::to_string(i)};
+    Result<std::int64_t> saved = co_await store->save(key, make_snapshot(1), 0);
+    if (!saved) {
+      ++*failures;
+    }
+  }
+}
+
+// One of the concurrent loaders: loads random actors until `*remaining` loads were started.
+Task<void> load_loop(statestore::Store* store, std::string system, int actors, unsigned seed,
+                     int* remaining, std::vector<double>* micros, long* failures) {
+  std::mt19937 random(seed);
+  while (*remaining > 0) {
+    --*remaining;
     const statestore::ActorKey key{system, "actor-" + std::to_string(random() % actors)};
     const auto start = Clock::now();
     Result<std::optional<statestore::Snapshot>> loaded = co_await store->load(key);
@@ -224,7 +247,8 @@ void run(const std::string& label, statestore::StoreConfig config, const Setting
       "bench-" + std::to_string(Clock::now().time_since_epoch().count()) + "-" + label;
   long writes = 0;
   long failures = 0;
-  {
+  double write_seconds = 0;
+  if (settings.seconds > 0) {
     asio::io_context io;
     const auto start = Clock::now();
     const auto deadline = start
@@ -237,19 +261,45 @@ void run(const std::string& label, statestore::StoreConfig config, const Setting
                      asio::detached);
     }
     io.run();
-    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-    std::vector<double> micros;
-    asio::io_context load_io;
-    asio::co_spawn(
-        load_io,
-        load_loop(store->get(), system, settings.concurrency, settings.loads, &micros, &failures),
-        asio::detached);
-    load_io.run();
-    std::printf("%-9s %-5s  %9.0f writes/s  load p50 %7.0f us  p99 %7.0f us  failures %ld\n",
-                label.c_str(), config.group_commit ? "on" : "off",
-                static_cast<double>(writes) / elapsed, percentile(micros, 0.5),
-                percentile(micros, 0.99), failures);
+    write_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   }
+  const int actors = settings.actors > 0 ? settings.actors : settings.concurrency;
+  {
+    // Store the actors the writers did not (all of them when there was no write phase).
+    asio::io_context io;
+    const int first = settings.seconds > 0 ? settings.concurrency : 0;
+    for (int i = 0; i < settings.concurrency; ++i) {
+      asio::co_spawn(
+          io, fill_loop(store->get(), system, first + i, settings.concurrency, actors, &failures),
+          asio::detached);
+    }
+    io.run();
+  }
+  std::vector<double> micros;
+  micros.reserve(static_cast<std::size_t>(std::max(settings.loads, 0)));
+  double load_seconds = 0;
+  {
+    asio::io_context io;
+    int remaining = settings.loads;
+    const int loaders =
+        settings.load_concurrency > 0 ? settings.load_concurrency : settings.concurrency;
+    const auto start = Clock::now();
+    for (int i = 0; i < loaders; ++i) {
+      asio::co_spawn(io,
+                     load_loop(store->get(), system, actors, 42U + static_cast<unsigned>(i),
+                               &remaining, &micros, &failures),
+                     asio::detached);
+    }
+    io.run();
+    load_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  std::printf(
+      "%-9s %-5s  %9.0f writes/s  %9.0f loads/s  load p50 %7.0f us  p99 %7.0f us  "
+      "failures %ld\n",
+      label.c_str(), config.group_commit ? "on" : "off",
+      write_seconds > 0 ? static_cast<double>(writes) / write_seconds : 0.0,
+      load_seconds > 0 ? static_cast<double>(micros.size()) / load_seconds : 0.0,
+      percentile(micros, 0.5), percentile(micros, 0.99), failures);
 }
 
 }  // namespace
@@ -265,6 +315,12 @@ int main(int argc, char** argv) {
       settings.concurrency = std::atoi(value);
     } else if (flag == "--loads") {
       settings.loads = std::atoi(value);
+    } else if (flag == "--load-concurrency") {
+      settings.load_concurrency = std::atoi(value);
+    } else if (flag == "--actors") {
+      settings.actors = std::atoi(value);
+    } else if (flag == "--group-commit") {
+      settings.group_commit = value;
     } else if (flag == "--dir") {
       settings.dir = value;
     } else if (flag == "--ceiling") {
@@ -277,12 +333,20 @@ int main(int argc, char** argv) {
   if (settings.ceiling_batch > 0) {
     return run_ceiling(settings);
   }
+  if (settings.group_commit != "on" && settings.group_commit != "off"
+      && settings.group_commit != "both") {
+    std::fprintf(stderr, "--group-commit takes on, off or both\n");
+    return 2;
+  }
   std::printf("concurrency %d, %.1f s per run, %d loads; writes are durable when counted\n",
               settings.concurrency, settings.seconds, settings.loads);
   const std::string key = "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE=";  // 32 x 'a'
   const std::filesystem::path sqlite_dir =
       std::filesystem::path(settings.dir) / ("spawn-store-bench-" + std::to_string(getpid()));
   for (const bool group_commit : {true, false}) {
+    if (settings.group_commit != "both" && (settings.group_commit == "on") != group_commit) {
+      continue;
+    }
     statestore::StoreConfig sqlite;
     sqlite.type = "sqlite";
     sqlite.name = (sqlite_dir / (group_commit ? "on.db" : "off.db")).string();

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -72,6 +74,60 @@ Error data_loss(std::string message) {
 
 }  // namespace
 
+/// AES-256-GCM contexts set up with one key, one free list per direction. A context is taken for
+/// one call and given back after it; each call sets a fresh IV, which restarts GCM but keeps the
+/// key schedule. A context that failed is dropped, not reused.
+class Cipher::Contexts {
+public:
+  explicit Contexts(const std::array<unsigned char, kKeyBytes>& key) : key_(key) {}
+
+  Contexts(const Contexts&) = delete;
+  Contexts& operator=(const Contexts&) = delete;
+
+  ~Contexts() { OPENSSL_cleanse(key_.data(), key_.size()); }
+
+  /// A context for the direction `encrypt`, keyed, waiting for its IV; null when OpenSSL fails.
+  CtxPtr take(bool encrypt) {
+    {
+      const std::lock_guard lock(mutex_);
+      std::vector<CtxPtr>& free = encrypt ? encrypt_ : decrypt_;
+      if (!free.empty()) {
+        CtxPtr ctx = std::move(free.back());
+        free.pop_back();
+        return ctx;
+      }
+    }
+    CtxPtr ctx(EVP_CIPHER_CTX_new());
+    const int enc = encrypt ? 1 : 0;
+    if (!ctx || EVP_CipherInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr, enc) != 1
+        || EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kIvBytes),
+                               nullptr)
+               != 1
+        || EVP_CipherInit_ex(ctx.get(), nullptr, nullptr, key_.data(), nullptr, enc) != 1) {
+      return nullptr;
+    }
+    return ctx;
+  }
+
+  /// Gives back a context that completed its call.
+  void give_back(bool encrypt, CtxPtr ctx) {
+    const std::lock_guard lock(mutex_);
+    std::vector<CtxPtr>& free = encrypt ? encrypt_ : decrypt_;
+    // More than this are only kept after a burst of calls from many threads at once.
+    if (free.size() < kMaxFree) {
+      free.push_back(std::move(ctx));
+    }
+  }
+
+private:
+  static constexpr std::size_t kMaxFree = 64;
+
+  std::array<unsigned char, kKeyBytes> key_;
+  std::mutex mutex_;  // guards encrypt_ and decrypt_
+  std::vector<CtxPtr> encrypt_;
+  std::vector<CtxPtr> decrypt_;
+};
+
 Result<Cipher> Cipher::from_base64_key(std::string_view key_b64) {
   std::optional<std::string> key = base64_decode(key_b64);
   if (!key) {
@@ -93,7 +149,8 @@ Result<Cipher> Cipher::from_base64_key(std::string_view key_b64) {
   return cipher;
 }
 
-Cipher::Cipher(const std::array<unsigned char, kKeyBytes>& key) : key_(key) {}
+Cipher::Cipher(const std::array<unsigned char, kKeyBytes>& key)
+    : key_(key), contexts_(std::make_shared<Contexts>(key)) {}
 
 Cipher::~Cipher() {
   OPENSSL_cleanse(key_.data(), key_.size());
@@ -112,12 +169,9 @@ std::string Cipher::encrypt(std::string_view plaintext) const {
   if (RAND_bytes(iv, static_cast<int>(kIvBytes)) != 1) {
     die("RAND_bytes");
   }
-  CtxPtr ctx(EVP_CIPHER_CTX_new());
+  CtxPtr ctx = contexts_->take(/*encrypt=*/true);
   int len = 0;
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1
-      || EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kIvBytes), nullptr)
-             != 1
-      || EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, key_.data(), iv) != 1
+  if (!ctx || EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, nullptr, iv) != 1
       || EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytes(kGcmAad),
                            static_cast<int>(kGcmAad.size()))
              != 1
@@ -127,6 +181,7 @@ std::string Cipher::encrypt(std::string_view plaintext) const {
              != 1) {
     die("AES-256-GCM encryption");
   }
+  contexts_->give_back(/*encrypt=*/true, std::move(ctx));
   return blob;
 }
 
@@ -171,12 +226,9 @@ Result<std::string> Cipher::decrypt_gcm(std::string_view body) const {
   const std::string_view ciphertext = body.substr(kIvBytes + kGcmTagBytes);
   std::string plaintext(ciphertext.size(), '\0');
 
-  CtxPtr ctx(EVP_CIPHER_CTX_new());
+  CtxPtr ctx = contexts_->take(/*encrypt=*/false);
   int len = 0;
-  if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1
-      || EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kIvBytes), nullptr)
-             != 1
-      || EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, key_.data(), bytes(iv)) != 1
+  if (!ctx || EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, nullptr, bytes(iv)) != 1
       || EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes(kGcmAad),
                            static_cast<int>(kGcmAad.size()))
              != 1
@@ -191,6 +243,7 @@ Result<std::string> Cipher::decrypt_gcm(std::string_view body) const {
     OPENSSL_cleanse(plaintext.data(), plaintext.size());
     return data_loss("authentication failed (state written under another SPAWN_STATESTORE_KEY?)");
   }
+  contexts_->give_back(/*encrypt=*/false, std::move(ctx));
   return plaintext;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <array>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -14,8 +15,9 @@ namespace spawn::statestore {
 /// `0x01 | tag length (1 byte) | "AES.GCM.V1" | IV (16 bytes) | GCM tag (16 bytes) | ciphertext`,
 /// authenticated with the AAD "AES256GCM". `decrypt()` reads those and also Cloak's decrypt-only
 /// AES-256-CTR blobs (`0x01 | len | "AES.CTR.V1" | IV (16 bytes) | ciphertext`), both under the
-/// same 32-byte key. A `Cipher` is immutable after construction, so one instance may be used from
-/// any number of threads at once.
+/// same 32-byte key. A `Cipher` may be used from any number of threads at once. It keeps OpenSSL
+/// contexts already set up with its key for reuse (shared by its copies), so a call pays for
+/// neither a cipher lookup nor a key schedule.
 class Cipher {
 public:
   /// The key length of AES-256, in bytes.
@@ -44,12 +46,15 @@ public:
   [[nodiscard]] Result<std::string> decrypt(std::string_view blob) const;
 
 private:
+  class Contexts;
+
   explicit Cipher(const std::array<unsigned char, kKeyBytes>& key);
 
   Result<std::string> decrypt_gcm(std::string_view body) const;
   Result<std::string> decrypt_ctr(std::string_view body) const;
 
   std::array<unsigned char, kKeyBytes> key_{};
+  std::shared_ptr<Contexts> contexts_;
 };
 
 }  // namespace spawn::statestore

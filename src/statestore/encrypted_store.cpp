@@ -8,15 +8,23 @@ EncryptedStore::EncryptedStore(std::unique_ptr<Store> inner, Cipher cipher)
     : inner_(std::move(inner)), cipher_(std::move(cipher)) {}
 
 Task<Result<std::optional<Snapshot>>> EncryptedStore::load(ActorKey key) {
-  const std::string context = "load state of actor '" + key.system + "/" + key.name + "'";
-  co_return decrypt(co_await inner_->load(std::move(key)), context);
+  Result<std::optional<Snapshot>> loaded = co_await inner_->load(key);
+  // The context is built only for an error, not for every load (a key's names are short enough
+  // not to allocate; the message would).
+  const auto context = [&key] {
+    return "load state of actor '" + key.system + "/" + key.name + "'";
+  };
+  co_return decrypt(std::move(loaded), context);
 }
 
 Task<Result<std::optional<Snapshot>>> EncryptedStore::load_revision(ActorKey key,
                                                                     std::int64_t revision) {
-  const std::string context = "load state of actor '" + key.system + "/" + key.name
-                              + "' at revision " + std::to_string(revision);
-  co_return decrypt(co_await inner_->load_revision(std::move(key), revision), context);
+  Result<std::optional<Snapshot>> loaded = co_await inner_->load_revision(key, revision);
+  const auto context = [&key, revision] {
+    return "load state of actor '" + key.system + "/" + key.name + "' at revision "
+           + std::to_string(revision);
+  };
+  co_return decrypt(std::move(loaded), context);
 }
 
 Task<Result<std::int64_t>> EncryptedStore::save(ActorKey key, Snapshot snapshot,
@@ -56,15 +64,15 @@ Task<Result<std::int64_t>> EncryptedStore::count_scheduled() {
   return inner_->count_scheduled();
 }
 
-Result<std::optional<Snapshot>> EncryptedStore::decrypt(Result<std::optional<Snapshot>> loaded,
-                                                        std::string_view context) const {
+Result<std::optional<Snapshot>> EncryptedStore::decrypt(
+    Result<std::optional<Snapshot>> loaded, const std::function<std::string()>& context) const {
   if (!loaded || !loaded->has_value() || !(*loaded)->has_state) {
     return loaded;
   }
   Snapshot& snapshot = **loaded;
   Result<std::string> plaintext = cipher_.decrypt(snapshot.data);
   if (!plaintext) {
-    return plaintext.error().with_context(context);
+    return plaintext.error().with_context(context());
   }
   snapshot.data = std::move(*plaintext);
   return loaded;

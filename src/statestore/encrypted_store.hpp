@@ -1,6 +1,8 @@
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "statestore/cipher.hpp"
 #include "statestore/store.hpp"
@@ -48,8 +50,9 @@ public:
   Task<Result<std::int64_t>> count_scheduled() override;
 
 private:
+  // Decrypts a loaded snapshot's data; `context` names the load in an error.
   Result<std::optional<Snapshot>> decrypt(Result<std::optional<Snapshot>> loaded,
-                                          std::string_view context) const;
+                                          const std::function<std::string()>& context) const;
 
   std::unique_ptr<Store> inner_;
   Cipher cipher_;

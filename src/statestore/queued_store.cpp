@@ -50,16 +50,19 @@ void QueuedStore::run_writer() {
       return;
     }
     transactions_.fetch_add(writer_->write(batch), std::memory_order_relaxed);
+    post_completions(std::move(batch));
   }
 }
 
 void QueuedStore::run_reader(RequestReader& reader) {
+  const std::size_t max_batch = std::max<std::size_t>(options_.max_read_batch, 1);
   for (;;) {
-    std::vector<ReadRequest> requests = reads_.pop(1);
-    if (requests.empty()) {
+    std::vector<ReadRequest> batch = reads_.pop(max_batch);
+    if (batch.empty()) {
       return;
     }
-    reader.serve(requests.front());
+    reader.serve_all(batch);
+    post_completions(std::move(batch));
   }
 }
 

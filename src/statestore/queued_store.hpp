@@ -21,8 +21,9 @@ class BatchWriter {
 public:
   virtual ~BatchWriter() = default;
 
-  /// Commits `batch` and completes every request in it (success, conflict or failure). Runs on
-  /// the writer thread only. Returns how many transactions it began.
+  /// Commits `batch` and sets the result of every request in it (success, conflict or failure);
+  /// the caller then resumes them. Runs on the writer thread only. Returns how many transactions
+  /// it began.
   virtual std::size_t write(std::span<WriteRequest> batch) = 0;
 };
 
@@ -31,8 +32,16 @@ class RequestReader {
 public:
   virtual ~RequestReader() = default;
 
-  /// Runs `request` and completes it. Runs on this reader's own thread only.
+  /// Runs `request` and sets its result. Runs on this reader's own thread only.
   virtual void serve(ReadRequest& request) = 0;
+
+  /// Serves each of `batch` (the requests that were queued together); the caller then resumes
+  /// them. Backends that can read them all in one transaction override it.
+  virtual void serve_all(std::span<ReadRequest> batch) {
+    for (ReadRequest& request : batch) {
+      serve(request);
+    }
+  }
 };
 
 /// Settings of a `QueuedStore`.
@@ -43,13 +52,18 @@ struct QueueOptions {
   bool group_commit = true;
   /// The most writes one transaction takes.
   std::size_t max_batch = 1024;
+  /// The most reads a reader thread takes from the queue at once. More than one suits a backend
+  /// whose reads cost no round trip (SQLite); a server backend serves one at a time per
+  /// connection, so its readers share the queue one read each.
+  std::size_t max_read_batch = 1;
 };
 
-/// The thread and queue half of the SQL server backends (PostgreSQL, MySQL): one writer thread
+/// The thread and queue half of the SQL backends (SQLite, PostgreSQL, MySQL): one writer thread
 /// that hands whatever is queued (up to max_batch) to the backend's `BatchWriter` as one batch
-/// (group commit), and one thread per `RequestReader`. Callers only take a mutex briefly: every
-/// method validates its arguments on the caller, queues a request and suspends; the store thread
-/// completes it by a post to the awaiting coroutine's executor (see store_requests.hpp).
+/// (group commit), and one thread per `RequestReader`, each taking whatever reads are queued (up
+/// to max_read_batch) at once. Callers only take a mutex briefly: every method validates its
+/// arguments on the caller, queues a request and suspends; the store thread resumes the callers
+/// of a batch by one post per awaiting executor (see store_requests.hpp).
 ///
 /// Thread safe. Destruction first finishes every queued request, then joins the threads and
 /// destroys the readers, then the writer.

@@ -178,7 +178,7 @@ private:
 };
 
 /// Runs `request` with `read` (called with its payload, returning its Result) on `db` and
-/// completes it. A read is idempotent: when the connection turns out broken (the server
+/// sets its result. A read is idempotent: when the connection turns out broken (the server
 /// restarted since the last read), it reconnects and runs the read once more.
 template <class Connection, class Read>
 void serve_reconnecting(Connection& db, ReadRequest& request, Read read) {
@@ -196,7 +196,7 @@ void serve_reconnecting(Connection& db, ReadRequest& request, Read read) {
             break;
           }
         }
-        op.completion.complete(std::move(result));
+        op.completion.set(std::move(result));
       },
       request);
 }

@@ -31,6 +31,9 @@ ActorStatus status_from_text(std::string_view text) {
 }
 
 Result<std::string> tags_to_json(const std::map<std::string, std::string>& tags) {
+  if (tags.empty()) {
+    return std::string("{}");  // what the serializer writes, without building a JSON value
+  }
   try {
     return nlohmann::json(tags).dump();
   } catch (const nlohmann::json::exception& e) {
@@ -39,6 +42,9 @@ Result<std::string> tags_to_json(const std::map<std::string, std::string>& tags)
 }
 
 Result<std::map<std::string, std::string>> tags_from_json(std::string_view text) {
+  if (text == "{}") {
+    return std::map<std::string, std::string>();
+  }
   const nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded() || !json.is_object()) {
     return fail(ErrorCode::kDataLoss, "tags column is not a JSON object");

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -32,6 +33,9 @@ namespace spawn::statestore {
 
 /// A suspended caller: its completion handler plus a tracked executor that keeps its execution
 /// context from running out of work until the result is delivered. Made by make_completion().
+///
+/// A store thread first set()s the result, then hands the request to post_completions(), which
+/// resumes the callers on their executors, one post for all requests of one executor.
 template <class T>
 class Completion {
 public:
@@ -39,19 +43,24 @@ public:
              asio::any_completion_handler<void(Result<T>)> handler)
       : executor_(std::move(tracked_executor)), handler_(std::move(handler)) {}
 
-  /// Delivers `result` on the caller's executor. Called once, from a store thread: the handler
-  /// resumes a coroutine that belongs to another thread, so it is posted, never invoked here.
-  void complete(Result<T> result) {
-    asio::any_io_executor executor = executor_;
-    // `work` keeps the caller's context running until the handler has run.
-    asio::post(executor,
-               [handler = std::move(handler_), result = std::move(result),
-                work = std::move(executor_)]() mutable { std::move(handler)(std::move(result)); });
+  /// Records the result the caller will get. Called once, from a store thread.
+  void set(Result<T> result) { result_.emplace(std::move(result)); }
+
+  /// The caller's executor (tracked: it keeps the caller's context running until resumed).
+  [[nodiscard]] const asio::any_io_executor& executor() const { return executor_; }
+
+  /// Resumes the caller with the result set(). Call it only on the caller's executor.
+  void resume() {
+    if (!result_) {
+      result_.emplace(fail(ErrorCode::kInternal, "statestore request completed without a result"));
+    }
+    std::move(handler_)(std::move(*result_));
   }
 
 private:
   asio::any_io_executor executor_;
   asio::any_completion_handler<void(Result<T>)> handler_;
+  std::optional<Result<T>> result_;
 };
 
 /// Wraps the completion handler of an awaiting coroutine; call it on the caller's thread.
@@ -144,23 +153,63 @@ inline std::string describe(const WriteRequest& request) {
 /// revision conflict (kConflict); 0 for a write of scheduled invocations.
 using WriteOutcome = Result<std::int64_t>;
 
-/// Completes a write request with its outcome, converted to the result type its caller awaits.
+/// Sets a write request's outcome, converted to the result type its caller awaits.
 inline void deliver(WriteRequest& request, WriteOutcome outcome) {
   std::visit(
       [&outcome](auto& op) {
         using T = std::decay_t<decltype(op)>;
         if constexpr (std::is_same_v<T, SaveOp>) {
-          op.completion.complete(std::move(outcome));
+          op.completion.set(std::move(outcome));
         } else {
-          op.completion.complete(outcome ? ok() : Result<void>(std::move(outcome).error()));
+          op.completion.set(outcome ? ok() : Result<void>(std::move(outcome).error()));
         }
       },
       request);
 }
 
-/// Completes a read request with an error.
-inline void fail_read(ReadRequest& request, const Error& error) {
-  std::visit([&error](auto& op) { op.completion.complete(error); }, request);
+/// Resumes the callers of `requests`, whose results are set, each on its own executor: one post
+/// per executor (in the order of the requests), not one per request, so a batch wakes a caller's
+/// thread once. Called by a store thread.
+template <class Request>
+void post_completions(std::vector<Request> requests) {
+  if (requests.empty()) {
+    return;
+  }
+  auto executor_of = [](const Request& request) -> const asio::any_io_executor& {
+    return std::visit(
+        [](const auto& op) -> const asio::any_io_executor& { return op.completion.executor(); },
+        request);
+  };
+  auto resume_all = [](std::vector<Request> group) {
+    return [group = std::move(group)]() mutable {
+      for (Request& request : group) {
+        std::visit([](auto& op) { op.completion.resume(); }, request);
+      }
+    };
+  };
+  const asio::any_io_executor& first = executor_of(requests.front());
+  const bool one_executor = std::all_of(requests.begin(), requests.end(),
+                                        [&](const Request& r) { return executor_of(r) == first; });
+  if (one_executor) {
+    asio::any_io_executor executor = first;
+    asio::post(executor, resume_all(std::move(requests)));
+    return;
+  }
+  std::vector<std::vector<Request>> groups;
+  for (Request& request : requests) {
+    auto group = std::find_if(groups.begin(), groups.end(), [&](const std::vector<Request>& g) {
+      return executor_of(g.front()) == executor_of(request);
+    });
+    if (group == groups.end()) {
+      groups.emplace_back();
+      group = std::prev(groups.end());
+    }
+    group->push_back(std::move(request));
+  }
+  for (std::vector<Request>& group : groups) {
+    asio::any_io_executor executor = executor_of(group.front());
+    asio::post(executor, resume_all(std::move(group)));
+  }
 }
 
 /// A mutex-and-condvar queue between the callers and one kind of store thread.

@@ -101,8 +101,24 @@ std::int64_t Statement::column_int64(int index) const {
   return sqlite3_column_int64(stmt_, index);
 }
 
+namespace {
+
+// SQLite keeps allocation statistics for sqlite3_status() by default, which takes a global mutex
+// around every malloc and free of every connection; nothing here reads them. Switched off once,
+// before the first connection initializes the library. sqlite3_config() must not run beside other
+// SQLite calls: the statestore is this process's only SQLite user, and the static makes the first
+// open do it. If the library was initialized already, it refuses (SQLITE_MISUSE) and nothing
+// changes.
+void configure_library() {
+  static const int configured = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  (void)configured;
+}
+
+}  // namespace
+
 Result<Connection> Connection::open(const std::filesystem::path& file, bool create,
                                     int busy_timeout_ms) {
+  configure_library();
   sqlite3* db = nullptr;
   const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
                     | SQLITE_OPEN_EXRESCODE;
@@ -154,6 +170,10 @@ Result<std::optional<std::string>> Connection::query_text(const char* sql) {
     return std::optional<std::string>();
   }
   return std::optional<std::string>(statement->column_text(0));
+}
+
+std::int64_t Connection::changes() const {
+  return sqlite3_changes64(db_);
 }
 
 Result<Statement> Connection::prepare(std::string_view sql) {

@@ -79,6 +79,10 @@ public:
   /// Runs a statement that returns one text value (e.g. a PRAGMA); nullopt when it returns none.
   Result<std::optional<std::string>> query_text(const char* sql);
 
+  /// Returns how many rows the last INSERT, UPDATE or DELETE that finished on this connection
+  /// changed (rows changed by triggers not counted).
+  [[nodiscard]] std::int64_t changes() const;
+
   /// Compiles `sql` into a reusable statement.
   Result<Statement> prepare(std::string_view sql);
 

@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -124,6 +125,44 @@ TEST_F(CipherTest, RejectsUnknownCipherTag) {
   EXPECT_EQ(decrypted.error().code, ErrorCode::kDataLoss);
   EXPECT_EQ(decrypted.error().message,
             "decrypt: unknown cipher tag 'AES.XYZ.V9' (supported: AES.GCM.V1, AES.CTR.V1)");
+}
+
+// Written by another AES-GCM implementation (key bytes 0..31, IV bytes 100..115, AAD
+// "AES256GCM"), so the layout and the AAD are checked against something other than ourselves.
+TEST(CipherKnownAnswerTest, DecryptsGcmBlobOfAnotherImplementation) {
+  std::string key(32, '\0');
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    key[i] = static_cast<char>(i);
+  }
+  const std::string hex =
+      "010a4145532e47434d2e56316465666768696a6b6c6d6e6f70717273df6d92f3f6c853b981253f65b84d41a9bb"
+      "dc363f907155f8c18dccfd22f7d857";
+  std::string blob;
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    blob.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  }
+  Result<std::string> decrypted = make_cipher(key).decrypt(blob);
+  ASSERT_TRUE(decrypted) << decrypted.error().message;
+  EXPECT_EQ(*decrypted, "counter state 42");
+}
+
+// Contexts are reused from call to call, also after a failed one, and shared by copies.
+TEST_F(CipherTest, RoundTripsManyCallsOfEverySizeWithFailuresBetween) {
+  const Cipher copy = cipher_;  // NOLINT(performance-unnecessary-copy-initialization): a copy
+  std::vector<std::string> plaintexts;
+  std::vector<std::string> blobs;
+  for (std::size_t size = 0; size < 200; ++size) {
+    plaintexts.push_back(random_bytes(size));
+    blobs.push_back((size % 2 == 0 ? cipher_ : copy).encrypt(plaintexts.back()));
+  }
+  for (std::size_t i = blobs.size(); i-- > 0;) {
+    std::string altered = blobs[i];
+    altered.back() = static_cast<char>(altered.back() ^ 0x01);
+    EXPECT_FALSE(cipher_.decrypt(altered)) << "size " << i;
+    Result<std::string> decrypted = (i % 3 == 0 ? copy : cipher_).decrypt(blobs[i]);
+    ASSERT_TRUE(decrypted) << "size " << i << ": " << decrypted.error().message;
+    EXPECT_EQ(*decrypted, plaintexts[i]);
+  }
 }
 
 TEST_F(CipherTest, DecryptsCloakCtrBlob) {

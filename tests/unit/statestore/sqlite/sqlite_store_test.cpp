@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -302,6 +304,69 @@ TEST_F(SqliteStoreTest, KeepsSupersededRevisionsInHistory) {
             "2");
   EXPECT_EQ(query(file_, "SELECT tags FROM snapshots"), R"({"owner":"alice"})");
   EXPECT_EQ(query(file_, "SELECT status FROM snapshots"), "ACTIVATED");
+}
+
+// The compare-and-set is in the statements (archive and update WHERE revision = expected): a save
+// that loses archives nothing, changes nothing and names the stored revision.
+TEST_F(SqliteStoreTest, ConflictingSavesNameTheStoredRevisionAndArchiveNothing) {
+  auto store = open();
+  ASSERT_TRUE(run_task(store->save(key_, make_snapshot("v1"), 0)));
+  ASSERT_TRUE(run_task(store->save(key_, make_snapshot("v2"), 1)));
+  const std::pair<std::int64_t, std::string> cases[] = {
+      {0, "expected 0, stored 2"}, {1, "expected 1, stored 2"}, {3, "expected 3, stored 2"}};
+  for (const auto& [expected, words] : cases) {
+    Result<std::int64_t> lost = run_task(store->save(key_, make_snapshot("lost"), expected));
+    ASSERT_FALSE(lost) << expected;
+    EXPECT_EQ(lost.error().code, ErrorCode::kConflict);
+    EXPECT_EQ(lost.error().message,
+              "save state of actor 'sys/counter': revision conflict (" + words + ")");
+  }
+  Result<std::int64_t> nobody = run_task(store->save({"sys", "nobody"}, make_snapshot("x"), 2));
+  ASSERT_FALSE(nobody);
+  EXPECT_EQ(nobody.error().message,
+            "save state of actor 'sys/nobody': revision conflict (expected 2, stored 0)");
+  ASSERT_TRUE(run_task(store->save(key_, make_snapshot("v3"), 2)));
+  store.reset();
+
+  EXPECT_EQ(query(file_, "SELECT count(*) FROM snapshots"), "1");
+  EXPECT_EQ(query(file_, "SELECT revision FROM snapshots"), "3");
+  EXPECT_EQ(query(file_,
+                  "SELECT group_concat(revision) FROM (SELECT revision FROM "
+                  "historical_snapshots ORDER BY revision)"),
+            "1,2");
+}
+
+// Loads queued together are served as one batch and their callers resumed per executor: callers
+// on two threads each get their own actor's state, on their own thread.
+TEST_F(SqliteStoreTest, BatchedLoadsResumeEachCallerOnItsOwnThread) {
+  auto store = open();
+  constexpr int kActors = 200;
+  for (int i = 0; i < kActors; ++i) {
+    ASSERT_TRUE(run_task(
+        store->save({"sys", "a" + std::to_string(i)}, make_snapshot("s" + std::to_string(i)), 0)));
+  }
+  auto load_all = [&](int parity, int* good) {
+    asio::io_context io;
+    const std::thread::id self = std::this_thread::get_id();
+    for (int i = parity; i < kActors; i += 2) {
+      asio::co_spawn(io, store->load({"sys", "a" + std::to_string(i)}),
+                     [i, self, good](std::exception_ptr, Result<std::optional<Snapshot>> loaded) {
+                       if (loaded && loaded->has_value()
+                           && (*loaded)->data == "s" + std::to_string(i)
+                           && std::this_thread::get_id() == self) {
+                         ++*good;
+                       }
+                     });
+    }
+    io.run();
+  };
+  int even = 0;
+  int odd = 0;
+  std::thread other([&] { load_all(1, &odd); });
+  load_all(0, &even);
+  other.join();
+  EXPECT_EQ(even, kActors / 2);
+  EXPECT_EQ(odd, kActors / 2);
 }
 
 TEST_F(SqliteStoreTest, StoresDataAsGivenWithoutEncryption) {
