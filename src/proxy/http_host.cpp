@@ -85,7 +85,7 @@ std::size_t HttpHost::idle_connections_for_test() const {
   return idle_.size();
 }
 
-Task<Result<pb::ActorInvocationResponse>> HttpHost::invoke(pb::ActorInvocation invocation) {
+Task<Result<pb::ActorInvocationResponse>> HttpHost::invoke(const pb::ActorInvocation& invocation) {
   const Deadline deadline = std::chrono::steady_clock::now() + options_.timeout;
   const std::string request = make_request(invocation);
 

@@ -59,7 +59,7 @@ public:
   /// answering; kTimeout when no complete answer arrives within `timeout`; kBadHostResponse when
   /// the body is empty, too large, not an `ActorInvocationResponse`, or has no `updated_context`.
   Task<Result<protocol::pb::ActorInvocationResponse>> invoke(
-      protocol::pb::ActorInvocation invocation) override;
+      const protocol::pb::ActorInvocation& invocation) override;
 
   /// Returns how many idle connections are pooled right now.
   std::size_t idle_connections_for_test() const;

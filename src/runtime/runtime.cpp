@@ -321,12 +321,6 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
   *response.mutable_system() = request.system();
   *response.mutable_actor() = request.actor();
 
-  auto context = std::make_shared<WorkflowContext>();
-  context->system = key.system;
-  context->self.set_name(key.name);
-  context->self.set_system(key.system);
-  context->metadata = request.metadata();
-
   if (request.scheduled_to() != 0) {
     auto scheduled = co_await schedule(std::move(key), std::move(request));
     if (!scheduled) {
@@ -366,6 +360,15 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
     response.mutable_noop();
   }
   if (reply.has_workflow() && !is_empty(reply.workflow())) {
+    // Made only for the replies with a workflow, from the request the outcome gives back (the
+    // key was moved away).
+    const auto& input = outcome->request;
+    const auto& input_id = input.actor().id();
+    auto context = std::make_shared<WorkflowContext>();
+    context->system = input_id.system().empty() ? input.system().name() : input_id.system();
+    context->self.set_name(input_id.name());
+    context->self.set_system(context->system);
+    context->metadata = input.metadata();
     auto routed =
         co_await run_workflow(context, std::move(reply), response, std::move(outcome->request));
     if (!routed) {

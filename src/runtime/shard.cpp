@@ -217,7 +217,25 @@ Task<Result<Outcome>> Shard::invoke(ActorKey registered, ActorKey instance,
   if (!found) {
     co_return std::move(found).error();
   }
-  co_return co_await enqueue_and_wait(**found, std::move(request));
+  Entity& entity = **found;
+  if (!entity.active || entity.running || !entity.mailbox.empty()) {
+    co_return co_await enqueue_and_wait(entity, std::move(request));
+  }
+  // An idle, active actor: run the invocation here, as the mailbox loop would (running keeps
+  // everything else queued behind it), without an envelope, a loop coroutine and a posted
+  // completion (docs/performance.md, sidecar hop).
+  entity.running = true;
+  Result<Outcome> result = co_await handle(entity, std::move(request));
+  if (!entity.mailbox.empty()) {
+    // Work queued meanwhile: a mailbox loop takes over (running stays set).
+    asio::co_spawn(io_, drive(entity.key),
+                   [](std::exception_ptr e) { common::log_exception(e, "actor mailbox"); });
+  } else if (!entity.active) {
+    retire(entity.key);  // a revision conflict fenced this activation, as in drive()
+  } else {
+    entity.running = false;
+  }
+  co_return result;
 }
 
 asio::awaitable<Result<Outcome>> Shard::enqueue_and_wait(Entity& entity,
@@ -500,14 +518,7 @@ Task<Result<pb::ActorInvocationResponse>> Shard::call_host(Entity& entity,
   auto backoff = std::chrono::milliseconds(10);
   thread_local std::minstd_rand jitter(std::random_device{}());
   for (;;) {
-    // A copy per attempt when a retry may follow; a single attempt gives the invocation away.
-    // (No co_await inside ?: — GCC 12 destroys such temporaries twice.)
-    Result<pb::ActorInvocationResponse> reply = fail(ErrorCode::kInternal, "not called");
-    if (retry_window.count() > 0) {
-      reply = co_await host_->invoke(invocation);
-    } else {
-      reply = co_await host_->invoke(std::move(invocation));
-    }
+    Result<pb::ActorInvocationResponse> reply = co_await host_->invoke(invocation);
     if (reply || reply.error().code != ErrorCode::kUnavailable || Clock::now() >= deadline) {
       co_return reply;
     }

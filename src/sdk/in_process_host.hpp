@@ -25,7 +25,7 @@ public:
 
   /// Runs the action; fails as Dispatcher::dispatch() does. Completes without suspending.
   Task<Result<protocol::pb::ActorInvocationResponse>> invoke(
-      protocol::pb::ActorInvocation invocation) override;
+      const protocol::pb::ActorInvocation& invocation) override;
 
 private:
   std::shared_ptr<const Dispatcher> dispatcher_;

@@ -48,7 +48,7 @@ public:
       : executor_(std::move(executor)), script_(std::move(script)) {}
 
   Task<Result<protocol::pb::ActorInvocationResponse>> invoke(
-      protocol::pb::ActorInvocation invocation) override {
+      const protocol::pb::ActorInvocation& invocation) override {
     int now = ++script_->running;
     int seen = script_->max_running;
     while (now > seen && !script_->max_running.compare_exchange_weak(seen, now)) {
