@@ -281,7 +281,7 @@ Task<Result<std::vector<ActorInfo>>> Runtime::actors(std::string system) {
 }
 
 Task<Result<pb::InvocationResponse>> Runtime::invoke(pb::InvocationRequest request) {
-  co_return co_await route(std::move(request), 0);
+  return route(std::move(request), 0);  // no coroutine of its own: one frame less per request
 }
 
 Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest request, int hops) {
@@ -303,7 +303,7 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
     co_return fail(ErrorCode::kInvalidArgument,
                    "invoke actor '" + id.name() + "': the request names no action");
   }
-  ActorKey key{system, id.name()};
+  ActorKey key{std::move(system), id.name()};
   if (!request.register_ref().empty()) {
     pba::ActorId child;
     child.set_name(key.name);

@@ -235,7 +235,7 @@ Task<Result<Outcome>> Shard::invoke(ActorKey registered, ActorKey instance,
   } else {
     entity.running = false;
   }
-  co_return result;
+  co_return std::move(result);
 }
 
 asio::awaitable<Result<Outcome>> Shard::enqueue_and_wait(Entity& entity,
