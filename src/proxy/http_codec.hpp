@@ -197,27 +197,30 @@ Task<beast::error_code> read_message(asio::ip::tcp::socket& socket, beast::flat_
   }
 }
 
-/// Writes all of `data` to `socket`: first directly (a loopback socket almost always takes it
-/// whole, with no trip through the event loop), then asynchronously for what is left.
-inline Task<beast::error_code> write_all(asio::ip::tcp::socket& socket, std::string_view data) {
-  beast::error_code ec;
+/// Writes what `socket` takes of `data` right now, without waiting, and returns how many bytes
+/// that was; `ec` is set on a failure other than a full send buffer. A loopback socket almost
+/// always takes a whole message, so the caller usually needs neither write_rest() nor a trip
+/// through the event loop.
+inline std::size_t write_now(asio::ip::tcp::socket& socket, std::string_view data,
+                             beast::error_code& ec) {
+  ec = {};
   if (!socket.non_blocking()) {
     socket.non_blocking(true, ec);
     if (ec) {
-      co_return ec;
+      return 0;
     }
   }
-  std::size_t written = socket.write_some(asio::buffer(data.data(), data.size()), ec);
+  const std::size_t written = socket.write_some(asio::buffer(data.data(), data.size()), ec);
   if (ec == asio::error::would_block || ec == asio::error::try_again) {
     ec = {};
-  } else if (ec) {
-    co_return ec;
   }
-  if (written < data.size()) {
-    auto [write_ec, n] = co_await asio::async_write(
-        socket, asio::buffer(data.data() + written, data.size() - written), kUseTask);
-    co_return write_ec;
-  }
+  return written;
+}
+
+/// Writes all of `rest` (what write_now() left), waiting as needed.
+inline Task<beast::error_code> write_rest(asio::ip::tcp::socket& socket, std::string_view rest) {
+  auto [ec, n] =
+      co_await asio::async_write(socket, asio::buffer(rest.data(), rest.size()), kUseTask);
   co_return ec;
 }
 

@@ -199,7 +199,12 @@ Task<HttpHost::Exchange> HttpHost::exchange(Connection& connection, const std::s
   http_codec::Timed& timed = connection.timed;
   deadlines_.set(timed, deadline);
 
-  beast::error_code write_error = co_await http_codec::write_all(timed.socket, request);
+  beast::error_code write_error;
+  const std::size_t sent = http_codec::write_now(timed.socket, request, write_error);
+  if (!write_error && sent < request.size()) {
+    write_error =
+        co_await http_codec::write_rest(timed.socket, std::string_view(request).substr(sent));
+  }
   if (write_error || timed.timed_out) {
     deadlines_.clear(timed);
     answer.error = timed.timed_out ? beast::error::timeout : write_error;

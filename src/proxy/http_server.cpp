@@ -407,7 +407,12 @@ struct HttpServer::Listener {
       Reply reply = co_await handle(std::move(target), head, body);
       serialize(reply, head.version, keep_alive, out);
       deadlines.set(connection, Clock::now() + kIdleTimeout);
-      beast::error_code write_ec = co_await http_codec::write_all(connection.socket, out);
+      beast::error_code write_ec;
+      const std::size_t sent = http_codec::write_now(connection.socket, out, write_ec);
+      if (!write_ec && sent < out.size()) {
+        write_ec =
+            co_await http_codec::write_rest(connection.socket, std::string_view(out).substr(sent));
+      }
       if (write_ec || connection.timed_out || !keep_alive) {
         break;
       }
@@ -512,7 +517,11 @@ struct HttpServer::Listener {
     std::string out;
     serialize(reply, version, false, out);
     deadlines.set(connection, Clock::now() + std::chrono::seconds(5));
-    co_await http_codec::write_all(connection.socket, out);
+    beast::error_code write_ec;
+    const std::size_t sent = http_codec::write_now(connection.socket, out, write_ec);
+    if (!write_ec && sent < out.size()) {
+      co_await http_codec::write_rest(connection.socket, std::string_view(out).substr(sent));
+    }
     // Read and drop what the client is still sending, so that closing does not reset the
     // connection before it has read the answer.
     boost::system::error_code ignored;
