@@ -114,8 +114,9 @@ driver_bin=$build/bench/spawn-bench-driver
 sdk_bin=$build/bench/spawn-sdk-bench
 store_bin=$build/bench/spawn-store-bench
 caf_bin=$build/bench/spawn-caf-bench
-for bin in "$build/apps/spawn-proxy/spawn-proxy" "$host_bin" "$requests_bin" "$driver_bin" \
-  "$sdk_bin" "$store_bin"; do
+needed=("$build/apps/spawn-proxy/spawn-proxy" "$host_bin" "$requests_bin")
+((sidecar_only)) || needed+=("$driver_bin" "$sdk_bin" "$store_bin")
+for bin in "${needed[@]}"; do
   [[ -x $bin ]] || die "$bin is missing; build with -DSPAWN_BUILD_BENCH=ON"
 done
 if [[ ! -x $caf_bin ]]; then
