@@ -396,22 +396,26 @@ struct HttpServer::Listener {
         co_await answer_unreadable(connection, head, ec);
         break;
       }
+      // No deadline while the request is served (an invocation may take long); the answer's
+      // write gets its own.
+      deadlines.clear(connection);
       const bool keep_alive = parser.keep_alive();
       Target target = parse_target(head.target);
       if (target.route == Route::kEvents && head.method == http::verb::get) {
         server.metrics_.count(Metrics::Endpoint::kEvents, 200);
-        deadlines.clear(connection);
         co_await stream_events(connection.socket, std::move(target.topic));
         break;
       }
       Reply reply = co_await handle(std::move(target), head, body);
       serialize(reply, head.version, keep_alive, out);
-      deadlines.set(connection, Clock::now() + kIdleTimeout);
       beast::error_code write_ec;
       const std::size_t sent = http_codec::write_now(connection.socket, out, write_ec);
       if (!write_ec && sent < out.size()) {
+        // A client not taking its answer gets kIdleTimeout to do so.
+        deadlines.set(connection, Clock::now() + kIdleTimeout);
         write_ec =
             co_await http_codec::write_rest(connection.socket, std::string_view(out).substr(sent));
+        deadlines.clear(connection);
       }
       if (write_ec || connection.timed_out || !keep_alive) {
         break;
