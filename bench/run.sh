@@ -30,6 +30,7 @@
 # stopped on exit. Settings (environment):
 #   BENCH_QUICK             1: 2 s runs, one repeat, 2 shards only, 100,000 actors at most,
 #                           no fan-out, scheduling or SDK steps (each can still be set below)
+#   SPAWN_BENCH_SIDECAR_ONLY 1: item 1 only (the sidecar hop against nginx), then its table
 #   SPAWN_BENCH_BUILD_DIR   use binaries already built there (default: build the `ci` preset's
 #                           proxy and bench targets into build/ci)
 #   SPAWN_BENCH_DURATION    seconds per wrk run (default 5)
@@ -91,6 +92,7 @@ scheduled=${SPAWN_BENCH_SCHEDULED:-$q_scheduled}
 subscribers=${SPAWN_BENCH_SUBSCRIBERS:-$q_subscribers}
 sdk=${SPAWN_BENCH_SDK:-$q_sdk}
 cluster=${SPAWN_BENCH_CLUSTER:-$q_cluster}
+sidecar_only=${SPAWN_BENCH_SIDECAR_ONLY:-0}
 proxy_port=${SPAWN_BENCH_PROXY_PORT:-19101}
 host_port=${SPAWN_BENCH_HOST_PORT:-19190}
 nginx_port=${SPAWN_BENCH_NGINX_PORT:-19180}
@@ -112,8 +114,9 @@ driver_bin=$build/bench/spawn-bench-driver
 sdk_bin=$build/bench/spawn-sdk-bench
 store_bin=$build/bench/spawn-store-bench
 caf_bin=$build/bench/spawn-caf-bench
-for bin in "$build/apps/spawn-proxy/spawn-proxy" "$host_bin" "$requests_bin" "$driver_bin" \
-  "$sdk_bin" "$store_bin"; do
+needed=("$build/apps/spawn-proxy/spawn-proxy" "$host_bin" "$requests_bin")
+((sidecar_only)) || needed+=("$driver_bin" "$sdk_bin" "$store_bin")
+for bin in "${needed[@]}"; do
   [[ -x $bin ]] || die "$bin is missing; build with -DSPAWN_BUILD_BENCH=ON"
 done
 if [[ ! -x $caf_bin ]]; then
@@ -271,6 +274,8 @@ first_store=${store_list%% *}
 best_shards=$(awk -F'\t' -v s="$first_store" '$1 == "inc" && $2 == s && $4 == 64 { print $6, $3 }' \
   "$medians" | sort -n | tail -1 | cut -d' ' -f2)
 
+# Items 6a to 9 (not indented: the block only skips them for SPAWN_BENCH_SIDECAR_ONLY).
+if ((!sidecar_only)); then
 # --- 6a. cost curve over connections -----------------------------------------------------------
 curve_seconds=$(((duration + 1) / 2))
 ((curve_seconds < 2)) && curve_seconds=2
@@ -371,6 +376,7 @@ if ((cluster)); then
   log "cluster benchmark (bench/cluster.sh)"
   SPAWN_BENCH_BUILD_DIR=$build "$root/bench/cluster.sh" >"$work/cluster.md" || cluster_status=$?
 fi
+fi  # SPAWN_BENCH_SIDECAR_ONLY
 load_after=$(load_average)
 log "load after: $load_after"
 
@@ -438,6 +444,10 @@ done
 echo
 echo "Errors are wrk's connect, read, write, timeout and non-2xx counts, summed; every run is" \
   "listed on stderr."
+if ((sidecar_only)); then
+  ((error_total == 0)) || die "wrk saw $error_total errors in total (see the runs above)"
+  exit 0
+fi
 
 echo
 echo "### 2. Embedded runtime against CAF: 64 callers, 1000 counter actors, 2 threads"

@@ -5,15 +5,11 @@
 #include <tuple>
 #include <utility>
 
+#include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
@@ -40,9 +36,12 @@ std::string reason(const beast::error_code& error) {
 }  // namespace
 
 struct HttpHost::Connection {
-  explicit Connection(beast::tcp_stream opened) : stream(std::move(opened)) {}
+  explicit Connection(tcp::socket opened) : timed(std::move(opened)) {}
 
-  beast::tcp_stream stream;
+  /// The socket, closed by the host's deadlines when a call on it runs out of time.
+  http_codec::Timed timed;
+  /// What was read and not parsed yet; kept with its capacity from one call to the next.
+  beast::flat_buffer buffer;
   std::chrono::steady_clock::time_point idle_since{};
 };
 
@@ -58,7 +57,7 @@ struct HttpHost::Exchange {
 };
 
 HttpHost::HttpHost(asio::any_io_executor executor, HttpHostOptions options)
-    : executor_(std::move(executor)), options_(std::move(options)) {
+    : executor_(std::move(executor)), options_(std::move(options)), deadlines_(executor_) {
   // PROTOCOL.md §4: the default USER_FUNCTION_HOST is 0.0.0.0, which means this machine.
   if (options_.host == "0.0.0.0") {
     connect_host_ = "127.0.0.1";
@@ -159,26 +158,29 @@ void HttpHost::release(std::unique_ptr<Connection> connection) {
 }
 
 Task<Result<std::unique_ptr<HttpHost::Connection>>> HttpHost::connect(Deadline deadline) {
-  auto connection = std::make_unique<Connection>(beast::tcp_stream(executor_));
-  connection->stream.expires_at(deadline);
+  auto connection = std::make_unique<Connection>(tcp::socket(executor_));
+  tcp::socket& socket = connection->timed.socket;
+  deadlines_.set(connection->timed, deadline);
 
   beast::error_code error;
   const asio::ip::address address = asio::ip::make_address(connect_host_, error);
   if (!error) {
     std::tie(error) =
-        co_await connection->stream.async_connect(tcp::endpoint(address, options_.port), kUseTask);
+        co_await socket.async_connect(tcp::endpoint(address, options_.port), kUseTask);
   } else {
     tcp::resolver resolver(executor_);
     auto [resolve_error, endpoints] =
         co_await resolver.async_resolve(connect_host_, std::to_string(options_.port), kUseTask);
     if (resolve_error) {
+      deadlines_.clear(connection->timed);
       co_return fail(ErrorCode::kUnavailable,
                      fmt::format("host unreachable at {}: {}", authority_, reason(resolve_error)));
     }
-    std::tie(error, std::ignore) = co_await connection->stream.async_connect(endpoints, kUseTask);
+    std::tie(error, std::ignore) = co_await asio::async_connect(socket, endpoints, kUseTask);
   }
+  deadlines_.clear(connection->timed);
 
-  if (error == beast::error::timeout) {
+  if (connection->timed.timed_out) {
     co_return fail(ErrorCode::kTimeout, fmt::format("host did not answer within {} ms ({})",
                                                     options_.timeout.count(), url_));
   }
@@ -187,40 +189,46 @@ Task<Result<std::unique_ptr<HttpHost::Connection>>> HttpHost::connect(Deadline d
                    fmt::format("host unreachable at {}: {}", authority_, reason(error)));
   }
   // Each request is one write followed by a read; Nagle would only add latency.
-  connection->stream.socket().set_option(tcp::no_delay(true), error);
+  socket.set_option(tcp::no_delay(true), error);
   co_return std::move(connection);
 }
 
 Task<HttpHost::Exchange> HttpHost::exchange(Connection& connection, const std::string& request,
                                             Deadline deadline) {
   Exchange answer;
-  beast::tcp_stream& stream = connection.stream;
-  stream.expires_at(deadline);
+  http_codec::Timed& timed = connection.timed;
+  deadlines_.set(timed, deadline);
 
-  auto [write_error, written] = co_await asio::async_write(stream, asio::buffer(request), kUseTask);
-  if (write_error) {
-    stream.expires_never();
-    answer.error = write_error;
+  beast::error_code write_error;
+  const std::size_t sent = http_codec::write_now(timed.socket, request, write_error);
+  if (!write_error && sent < request.size()) {
+    write_error =
+        co_await http_codec::write_rest(timed.socket, std::string_view(request).substr(sent));
+  }
+  if (write_error || timed.timed_out) {
+    deadlines_.clear(timed);
+    answer.error = timed.timed_out ? beast::error::timeout : write_error;
     answer.before_response = true;
     co_return answer;
   }
 
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
+  http_codec::ResponseParser parser(answer.body);
   parser.body_limit(options_.max_body_bytes);
-  auto [read_error, read] = co_await http::async_read(stream, buffer, parser, kUseTask);
-  stream.expires_never();
+  beast::error_code read_error =
+      co_await http_codec::read_message(timed.socket, connection.buffer, parser);
+  deadlines_.clear(timed);
+  if (timed.timed_out) {
+    read_error = beast::error::timeout;
+  }
   if (read_error) {
     answer.error = read_error;
-    answer.before_response = !parser.got_some() && buffer.size() == 0;
+    answer.before_response = !parser.got_some() && connection.buffer.size() == 0;
     co_return answer;
   }
 
-  http::response<http::string_body>& response = parser.get();
-  answer.status = response.result_int();
+  answer.status = parser.status();
   // Bytes after the response would belong to no request of ours: don't reuse such a connection.
-  answer.keep_alive = response.keep_alive() && buffer.size() == 0;
-  answer.body = std::move(response.body());
+  answer.keep_alive = parser.keep_alive() && connection.buffer.size() == 0;
   co_return answer;
 }
 

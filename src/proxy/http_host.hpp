@@ -11,6 +11,7 @@
 
 #include "common/asio.hpp"
 #include "protocol/messages.hpp"
+#include "proxy/http_codec.hpp"
 #include "runtime/host.hpp"
 
 namespace spawn::proxy {
@@ -83,6 +84,8 @@ private:
   std::string authority_;     // "host:port", for the Host header and messages
   std::string url_;           // the full URL, for messages
   std::string request_head_;  // every request header but the value of content-length
+  /// The deadlines of the calls in flight (connecting, writing, reading).
+  http_codec::Deadlines deadlines_;
   std::vector<std::unique_ptr<Connection>> idle_;  // a stack: the newest at the back
 };
 

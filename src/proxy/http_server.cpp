@@ -1,5 +1,6 @@
 #include "proxy/http_server.hpp"
 
+#include <array>
 #include <charconv>
 #include <deque>
 #include <optional>
@@ -13,12 +14,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "protocol/status.hpp"
+#include "proxy/http_codec.hpp"
 #include "statestore/base64.hpp"
 
 namespace spawn::proxy {
@@ -28,8 +28,8 @@ namespace http = beast::http;
 namespace pb = protocol::pb;
 namespace pba = protocol::pba;
 using tcp = asio::ip::tcp;
-using Request = http::request<http::string_body>;
-using Response = http::response<http::string_body>;
+using Clock = std::chrono::steady_clock;
+using http_codec::RequestHead;
 
 namespace {
 
@@ -91,21 +91,37 @@ struct Target {
   std::string query;
 };
 
-std::vector<std::string_view> split_path(std::string_view path) {
-  std::vector<std::string_view> parts;
-  while (!path.empty()) {
-    auto slash = path.find('/');
-    auto part = path.substr(0, slash);
-    if (!part.empty()) {
-      parts.push_back(part);
+/// The non-empty segments of a path. Only the first kMax are kept (no route has more); size()
+/// counts them all.
+class PathParts {
+public:
+  static constexpr std::size_t kMax = 8;
+
+  explicit PathParts(std::string_view path) {
+    while (!path.empty()) {
+      auto slash = path.find('/');
+      auto part = path.substr(0, slash);
+      if (!part.empty()) {
+        if (count_ < kMax) {
+          parts_[count_] = part;
+        }
+        ++count_;
+      }
+      if (slash == std::string_view::npos) {
+        break;
+      }
+      path.remove_prefix(slash + 1);
     }
-    if (slash == std::string_view::npos) {
-      break;
-    }
-    path.remove_prefix(slash + 1);
   }
-  return parts;
-}
+
+  std::size_t size() const { return count_; }
+
+  std::string_view operator[](std::size_t i) const { return parts_[i]; }
+
+private:
+  std::array<std::string_view, kMax> parts_{};
+  std::size_t count_ = 0;
+};
 
 Target parse_target(std::string_view target) {
   Target result;
@@ -114,7 +130,7 @@ Target parse_target(std::string_view target) {
     result.query = std::string(target.substr(question + 1));
     target = target.substr(0, question);
   }
-  auto parts = split_path(target);
+  const PathParts parts(target);
   if (parts.size() == 1 && parts[0] == "health") {
     result.route = Route::kHealth;
   } else if (parts.size() == 2 && parts[0] == "health" && parts[1] == "liveness") {
@@ -181,14 +197,30 @@ Metrics::Endpoint endpoint_of(Route route) {
   return Metrics::Endpoint::kOther;
 }
 
-Response make_response(unsigned status, std::string_view content_type, std::string body,
-                       unsigned version, bool keep_alive) {
-  Response response{static_cast<http::status>(status), version};
-  response.set(http::field::content_type, content_type);
-  response.body() = std::move(body);
-  response.keep_alive(keep_alive);
-  response.prepare_payload();
-  return response;
+/// One answer of the server, before its head is written.
+struct Reply {
+  unsigned status = 200;
+  std::string_view content_type;
+  std::string body;
+  /// The value of an Allow header (405 answers); empty: none.
+  std::string_view allow;
+};
+
+Reply make_reply(unsigned status, std::string_view content_type, std::string body) {
+  return Reply{status, content_type, std::move(body), {}};
+}
+
+/// Writes `reply` as an HTTP response to `out` (cleared first).
+void serialize(const Reply& reply, unsigned version, bool keep_alive, std::string& out) {
+  out.clear();
+  std::string allow;
+  if (!reply.allow.empty()) {
+    allow = "Allow: " + std::string(reply.allow) + "\r\n";
+  }
+  out.reserve(160 + reply.body.size());
+  http_codec::append_response_head(out, reply.status, version, keep_alive, reply.content_type,
+                                   allow, reply.body.size());
+  out += reply.body;
 }
 
 /// The nodes of the cluster as JSON, for GET /api/v1/cluster.
@@ -288,7 +320,7 @@ std::optional<std::int64_t> query_int(std::string_view query, std::string_view n
 
 struct HttpServer::Listener {
   Listener(HttpServer& owner, asio::any_io_executor shard)
-      : server(owner), executor(shard), acceptor(shard) {}
+      : server(owner), executor(shard), acceptor(shard), deadlines(shard) {}
 
   Result<void> open(const tcp::endpoint& endpoint) {
     boost::system::error_code ec;
@@ -341,43 +373,61 @@ struct HttpServer::Listener {
     }
   }
 
+  /// Serves one connection: requests one after the other (keep-alive), each read, answered and
+  /// written with buffers the connection keeps. A connection idle (or not taking the answer)
+  /// for kIdleTimeout is closed by `deadlines`.
   Task<void> session(tcp::socket socket) {
-    beast::tcp_stream stream(std::move(socket));
+    http_codec::Timed connection(std::move(socket));
     beast::flat_buffer buffer;
+    RequestHead head;
+    std::string body;
+    std::string out;
     for (;;) {
-      http::request_parser<http::string_body> parser;
+      http_codec::RequestParser parser(head, body);
       parser.body_limit(server.options_.max_body_bytes);
       parser.header_limit(kMaxHeaderBytes);
-      stream.expires_after(kIdleTimeout);
-      auto [ec, bytes] = co_await http::async_read(stream, buffer, parser, kUseTask);
-      if (ec == http::error::end_of_stream || ec == asio::error::eof
-          || ec == asio::error::connection_reset || ec == beast::error::timeout) {
+      deadlines.set(connection, Clock::now() + kIdleTimeout);
+      beast::error_code ec = co_await http_codec::read_message(connection.socket, buffer, parser);
+      if (connection.timed_out || ec == http::error::end_of_stream || ec == asio::error::eof
+          || ec == asio::error::connection_reset) {
         break;
       }
       if (ec) {
-        co_await answer_unreadable(stream, parser, ec);
+        co_await answer_unreadable(connection, head, ec);
         break;
       }
-      Request request = parser.release();
-      if (auto target = parse_target(request.target());
-          target.route == Route::kEvents && request.method() == http::verb::get) {
+      // No deadline while the request is served (an invocation may take long); the answer's
+      // write gets its own.
+      deadlines.clear(connection);
+      const bool keep_alive = parser.keep_alive();
+      Target target = parse_target(head.target);
+      if (target.route == Route::kEvents && head.method == http::verb::get) {
         server.metrics_.count(Metrics::Endpoint::kEvents, 200);
-        co_await stream_events(stream, std::move(target.topic));
+        co_await stream_events(connection.socket, std::move(target.topic));
         break;
       }
-      Response response = co_await handle(std::move(request));
-      stream.expires_after(kIdleTimeout);
-      auto [write_ec, written] = co_await http::async_write(stream, response, kUseTask);
-      if (write_ec || !response.keep_alive()) {
+      Reply reply = co_await handle(std::move(target), head, body);
+      serialize(reply, head.version, keep_alive, out);
+      beast::error_code write_ec;
+      const std::size_t sent = http_codec::write_now(connection.socket, out, write_ec);
+      if (!write_ec && sent < out.size()) {
+        // A client not taking its answer gets kIdleTimeout to do so.
+        deadlines.set(connection, Clock::now() + kIdleTimeout);
+        write_ec =
+            co_await http_codec::write_rest(connection.socket, std::string_view(out).substr(sent));
+        deadlines.clear(connection);
+      }
+      if (write_ec || connection.timed_out || !keep_alive) {
         break;
       }
     }
+    deadlines.clear(connection);
     boost::system::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    connection.socket.shutdown(tcp::socket::shutdown_send, ignored);
   }
 
   /// Streams every broadcast to `topic` as server-sent events until the client goes away.
-  Task<void> stream_events(beast::tcp_stream& stream, std::string topic) {
+  Task<void> stream_events(tcp::socket& stream, std::string topic) {
     struct Feed {
       explicit Feed(asio::any_io_executor executor) : wake(executor) {}
 
@@ -406,7 +456,6 @@ struct HttpServer::Listener {
           f->queue.push_back(format_event(m));
           f->wake.cancel();
         });
-    stream.expires_never();
     auto [head_ec, head_n] = co_await asio::async_write(stream, asio::buffer(head), kUseTask);
     if (head_ec) {
       hub.unsubscribe(token);
@@ -446,41 +495,45 @@ struct HttpServer::Listener {
   }
 
   /// Answers a request that could not be read (oversized, malformed), then closes politely.
-  Task<void> answer_unreadable(beast::tcp_stream& stream,
-                               http::request_parser<http::string_body>& parser,
+  Task<void> answer_unreadable(http_codec::Timed& connection, const RequestHead& head,
                                boost::system::error_code ec) {
     Route route = Route::kNone;
     unsigned version = 11;
     // Beast rejects a too-large Content-Length while it is still in the header, so the start
-    // line may be known even though is_header_done() is false.
-    if (!parser.get().target().empty()) {
-      route = parse_target(parser.get().target()).route;
-      version = parser.get().version() == 0 ? 11 : parser.get().version();
+    // line may be known even though the header is not complete.
+    if (!head.target.empty()) {
+      route = parse_target(head.target).route;
+      version = head.version == 0 ? 11 : head.version;
     }
-    Response response;
+    Reply reply;
     if (ec == http::error::body_limit) {
       Error error =
           fail(ErrorCode::kPayloadTooLarge, "request body exceeds the limit of "
                                                 + std::to_string(server.options_.max_body_bytes)
                                                 + " bytes (SPAWN_PROXY_MAX_BODY_BYTES)");
-      response = is_api(route)
-                     ? make_response(413, kProtobufType, error_body(route, error), version, false)
-                     : make_response(413, "text/plain", error.message, version, false);
+      reply = is_api(route) ? make_reply(413, kProtobufType, error_body(route, error))
+                            : make_reply(413, "text/plain", error.message);
       server.metrics_.count(endpoint_of(route), 413);
     } else {
-      response = make_response(400, "text/plain", "Bad Request: " + ec.message(), version, false);
+      reply = make_reply(400, "text/plain", "Bad Request: " + ec.message());
       server.metrics_.count(endpoint_of(route), 400);
     }
-    stream.expires_after(std::chrono::seconds(5));
-    co_await http::async_write(stream, response, kUseTask);
+    std::string out;
+    serialize(reply, version, false, out);
+    deadlines.set(connection, Clock::now() + std::chrono::seconds(5));
+    beast::error_code write_ec;
+    const std::size_t sent = http_codec::write_now(connection.socket, out, write_ec);
+    if (!write_ec && sent < out.size()) {
+      co_await http_codec::write_rest(connection.socket, std::string_view(out).substr(sent));
+    }
     // Read and drop what the client is still sending, so that closing does not reset the
     // connection before it has read the answer.
     boost::system::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    connection.socket.shutdown(tcp::socket::shutdown_send, ignored);
     std::array<char, 16384> sink{};
     std::size_t drained = 0;
-    while (drained < 64 * 1024 * 1024) {
-      auto [read_ec, n] = co_await stream.async_read_some(asio::buffer(sink), kUseTask);
+    while (drained < 64 * 1024 * 1024 && !connection.timed_out) {
+      auto [read_ec, n] = co_await connection.socket.async_read_some(asio::buffer(sink), kUseTask);
       if (read_ec) {
         break;
       }
@@ -488,34 +541,27 @@ struct HttpServer::Listener {
     }
   }
 
-  Task<Response> handle(Request request) {
-    Target target = parse_target(request.target());
-    const unsigned version = request.version();
-    const bool keep_alive = request.keep_alive();
-    const bool is_get = request.method() == http::verb::get;
-    const bool is_post = request.method() == http::verb::post;
-    Response response;
+  Task<Reply> handle(Target target, const RequestHead& head, const std::string& body) {
+    const bool is_get = head.method == http::verb::get;
+    const bool is_post = head.method == http::verb::post;
+    Reply reply;
     switch (target.route) {
       case Route::kEvents:  // a GET was diverted to stream_events() before this
       case Route::kHealth:
       case Route::kReadiness:
       case Route::kMetrics: {
         if (!is_get) {
-          response =
-              make_response(405, "text/plain", "Method Not Allowed: use GET", version, keep_alive);
-          response.set(http::field::allow, "GET");
+          reply = make_reply(405, "text/plain", "Method Not Allowed: use GET");
+          reply.allow = "GET";
           break;
         }
         if (target.route == Route::kMetrics) {
-          response = make_response(200, "text/plain; version=0.0.4",
-                                   server.metrics_.render(server.runtime_.in_flight()), version,
-                                   keep_alive);
+          reply = make_reply(200, "text/plain; version=0.0.4",
+                             server.metrics_.render(server.runtime_.in_flight()));
         } else if (target.route == Route::kReadiness && !server.ready_) {
-          response =
-              make_response(503, "application/json", R"({"status":"down"})", version, keep_alive);
+          reply = make_reply(503, "application/json", R"({"status":"down"})");
         } else {
-          response =
-              make_response(200, "application/json", R"({"status":"up"})", version, keep_alive);
+          reply = make_reply(200, "application/json", R"({"status":"up"})");
         }
         break;
       }
@@ -524,37 +570,34 @@ struct HttpServer::Listener {
       case Route::kSaga:
       case Route::kInvoke: {
         if (!is_post) {
-          Error error =
-              fail(ErrorCode::kInvalidArgument, std::string(request.method_string()) + " "
-                                                    + std::string(request.target()) + ": use POST");
-          response = make_response(405, kProtobufType, error_body(target.route, error), version,
-                                   keep_alive);
-          response.set(http::field::allow, "POST");
+          Error error = fail(ErrorCode::kInvalidArgument,
+                             head.method_name + " " + head.target + ": use POST");
+          reply = make_reply(405, kProtobufType, error_body(target.route, error));
+          reply.allow = "POST";
           break;
         }
-        auto [status, body] = co_await api(target, std::move(request.body()));
-        response = make_response(status, kProtobufType, std::move(body), version, keep_alive);
+        auto [status, answer] = co_await api(target, body);
+        reply = make_reply(status, kProtobufType, std::move(answer));
         break;
       }
       case Route::kActors:
       case Route::kCluster:
       case Route::kOwner: {
         if (!is_get) {
-          response =
-              make_response(405, "text/plain", "Method Not Allowed: use GET", version, keep_alive);
-          response.set(http::field::allow, "GET");
+          reply = make_reply(405, "text/plain", "Method Not Allowed: use GET");
+          reply.allow = "GET";
           break;
         }
-        auto [status, body] = co_await json_route(target);
-        response = make_response(status, "application/json", std::move(body), version, keep_alive);
+        auto [status, answer] = co_await json_route(target);
+        reply = make_reply(status, "application/json", std::move(answer));
         break;
       }
       case Route::kNone:
-        response = make_response(404, "text/plain", "Not found!", version, keep_alive);
+        reply = make_reply(404, "text/plain", "Not found!");
         break;
     }
-    server.metrics_.count(endpoint_of(target.route), response.result_int());
-    co_return response;
+    server.metrics_.count(endpoint_of(target.route), reply.status);
+    co_return reply;
   }
 
   /// Runs one API call; returns the HTTP status and the protobuf body.
@@ -591,11 +634,11 @@ struct HttpServer::Listener {
                         answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
   }
 
-  Task<std::pair<unsigned, std::string>> api(Target target, std::string body) {
+  Task<std::pair<unsigned, std::string>> api(const Target& target, std::string_view body) {
     switch (target.route) {
       case Route::kRegister: {
         pb::RegistrationRequest request;
-        if (!request.ParseFromString(body)) {
+        if (!request.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
           co_return failure(target.route,
                             fail(ErrorCode::kInvalidArgument,
                                  "Error on create Actors: the body is not a RegistrationRequest ("
@@ -618,7 +661,7 @@ struct HttpServer::Listener {
       }
       case Route::kSpawn: {
         pb::SpawnRequest request;
-        if (!request.ParseFromString(body)) {
+        if (!request.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
           co_return failure(target.route,
                             fail(ErrorCode::kInvalidArgument,
                                  "Error on create Actors: the body is not a SpawnRequest ("
@@ -649,7 +692,7 @@ struct HttpServer::Listener {
       }
       case Route::kSaga: {
         ::spawn::saga::SagaRequest request;
-        if (!request.ParseFromString(body)) {
+        if (!request.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
           co_return failure(target.route, fail(ErrorCode::kInvalidArgument,
                                                "saga: the body is not a SagaRequest ("
                                                    + std::to_string(body.size()) + " bytes)"));
@@ -666,7 +709,7 @@ struct HttpServer::Listener {
       }
       default: {
         pb::InvocationRequest request;
-        if (!request.ParseFromString(body)) {
+        if (!request.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
           co_return failure(target.route, fail(ErrorCode::kInvalidArgument,
                                                "invoke: the body is not an InvocationRequest ("
                                                    + std::to_string(body.size()) + " bytes)"));
@@ -691,6 +734,8 @@ struct HttpServer::Listener {
   HttpServer& server;
   asio::any_io_executor executor;
   tcp::acceptor acceptor;
+  /// The idle and write deadlines of this shard's connections.
+  http_codec::Deadlines deadlines;
 };
 
 HttpServer::HttpServer(runtime::Runtime& runtime, workflows::SagaEngine& sagas,

@@ -20,7 +20,8 @@ public:
   virtual ~Host() = default;
 
   /// Runs one action of one actor in user code and returns its response. Suspends; completes on
-  /// the calling shard. Fails with kUnavailable (host unreachable), kTimeout (no answer in time)
+  /// the calling shard. `invocation` stays the caller's (a retry sends it again) and lives until
+  /// the call completes. Fails with kUnavailable (host unreachable), kTimeout (no answer in time)
   /// or kBadHostResponse (empty, undecodable, or no `updated_context`; PROTOCOL.md §4).
   ///
   /// `invocation` lives until the call completes. The host may take its parts (it is not used

@@ -263,7 +263,25 @@ Task<Result<Outcome>> Shard::invoke(ActorKey registered, ActorKey instance,
   if (!found) {
     co_return std::move(found).error();
   }
-  co_return co_await enqueue_and_wait(**found, std::move(request));
+  Entity& entity = **found;
+  if (!entity.active || entity.running || !entity.mailbox.empty()) {
+    co_return co_await enqueue_and_wait(entity, std::move(request));
+  }
+  // An idle, active actor: run the invocation here, as the mailbox loop would (running keeps
+  // everything else queued behind it), without an envelope, a loop coroutine and a posted
+  // completion (docs/performance.md, sidecar hop).
+  entity.running = true;
+  Result<Outcome> result = co_await handle(entity, std::move(request));
+  if (!entity.mailbox.empty()) {
+    // Work queued meanwhile: a mailbox loop takes over (running stays set).
+    asio::co_spawn(io_, drive(entity.key),
+                   [](std::exception_ptr e) { common::log_exception(e, "actor mailbox"); });
+  } else if (!entity.active) {
+    retire(entity.key);  // a revision conflict fenced this activation, as in drive()
+  } else {
+    entity.running = false;
+  }
+  co_return std::move(result);
 }
 
 asio::awaitable<Result<Outcome>> Shard::enqueue_and_wait(Entity& entity,
