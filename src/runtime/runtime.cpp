@@ -639,6 +639,9 @@ Task<void> Runtime::deliver_to_actors(BroadcastMessage message) {
     spdlog::warn("broadcast from actor '{}' to topic '{}': no subscribers", message.caller.name(),
                  topic);
   }
+  constexpr std::size_t kDeliveriesPerTurn = 16;
+  std::size_t delivered = 0;
+  const auto executor = co_await asio::this_coro::executor;
   for (const auto& subscriber : subscribers) {
     pb::InvocationRequest request;
     request.mutable_system()->set_name(subscriber.actor.system);
@@ -652,6 +655,11 @@ Task<void> Runtime::deliver_to_actors(BroadcastMessage message) {
     if (!result) {
       spdlog::warn("broadcast topic={} to actor '{}' failed: {}", topic, subscriber.actor.name,
                    result.error().message);
+    }
+    // Queuing on this shard completes without suspending: let the shard's other work (the
+    // subscribers' own invocations, the sender's reply) run between deliveries.
+    if (++delivered % kDeliveriesPerTurn == 0) {
+      co_await asio::post(executor, asio::use_awaitable);
     }
   }
 }
