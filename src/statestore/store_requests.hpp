@@ -216,13 +216,20 @@ void post_completions(std::vector<Request> requests) {
 template <class Request>
 class RequestQueue {
 public:
-  /// Adds a request and wakes one waiting thread.
+  /// Adds a request. A waiting thread is woken when the queue was empty (a thread is then
+  /// woken or busy and takes what follows in its next batch), and for every `kPerWakeUp` more
+  /// requests queued (so several threads share a backlog): not once per request, which made
+  /// every load a wake-up of a reader thread.
   void push(Request request) {
+    bool wake = false;
     {
       const std::lock_guard lock(mutex_);
       items_.push_back(std::move(request));
+      wake = items_.size() % kPerWakeUp == 1;
     }
-    ready_.notify_one();
+    if (wake) {
+      ready_.notify_one();
+    }
   }
 
   /// Waits for requests and takes up to `max` of them, oldest first. Returns none only once the
@@ -250,6 +257,8 @@ public:
   }
 
 private:
+  static constexpr std::size_t kPerWakeUp = 16;
+
   std::mutex mutex_;  // guards items_ and closed_
   std::condition_variable ready_;
   std::deque<Request> items_;
