@@ -29,7 +29,9 @@
 #include <caf/all.hpp>
 #include <unistd.h>
 
-#include "resident.hpp"
+#include "in_process.hpp"
+
+using spawn::bench::percentile_us;
 
 namespace {
 
@@ -102,16 +104,6 @@ caf::behavior caller(caf::stateful_actor<CallerState>* self, std::size_t offset,
   return {[self, counters, totals](GoAtom) {
     call_next(self, counters, totals);
   }};
-}
-
-double percentile_us(std::vector<std::int64_t>& values, double q) {
-  if (values.empty()) {
-    return 0;
-  }
-  auto at =
-      values.begin() + static_cast<std::ptrdiff_t>(q * static_cast<double>(values.size() - 1));
-  std::nth_element(values.begin(), at, values.end());
-  return static_cast<double>(*at) / 1000.0;
 }
 
 caf::actor_system_config make_config(const Settings& s) {

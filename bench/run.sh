@@ -463,13 +463,13 @@ echo "Median of $repeats runs of ${q_caf_seconds}s. Ours: spawn-sdk-bench embedd
 echo
 echo "| runtime | round trips/s | ratio to CAF | p50 µs | p99 µs | goal |"
 echo "|---|---:|---:|---:|---:|---|"
-echo "| CAF | $(field "$theirs" rps) | 1.00 | $(field "$theirs" p50_us) | $(field "$theirs" p99_us) | |"
-echo "| spawn embedded, invoke_then | $(field "$ours" rps) |" \
-  "$(ratio "$(field "$ours" rps)" "$(field "$theirs" rps)") |" \
-  "$(field "$ours" p50_us) | $(field "$ours" p99_us) | ≥ 1.00 |"
-echo "| spawn embedded, blocking Client (64 threads) | $(field "$blocking" rps) |" \
-  "$(ratio "$(field "$blocking" rps)" "$(field "$theirs" rps)") |" \
-  "$(field "$blocking" p50_us) | $(field "$blocking" p99_us) | |"
+caf_row() {  # caf_row <label> <result line> <goal>: one runtime against CAF's line
+  echo "| $1 | $(field "$2" rps) | $(ratio "$(field "$2" rps)" "$(field "$theirs" rps)") |" \
+    "$(field "$2" p50_us) | $(field "$2" p99_us) | $3 |"
+}
+caf_row CAF "$theirs" ""
+caf_row "spawn embedded, invoke_then" "$ours" "≥ 1.00"
+caf_row "spawn embedded, blocking Client (64 threads)" "$blocking" ""
 
 echo
 echo "### 3. Memory per actor: $memory_actors activated idle counters"

@@ -86,13 +86,14 @@
 
 #include <spawn/spawn.hpp>
 
-#include "resident.hpp"
+#include "in_process.hpp"
 #include "sdk_bench.pb.h"
 
 namespace {
 
 using spawn::bench::Add;
 using spawn::bench::Counter;
+using spawn::bench::percentile_us;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
@@ -455,16 +456,6 @@ Run measure(const spawn::Client& client, const std::vector<std::string>& names,
             const std::string& kind = "blocking") {
   return kind == "then" ? measure_then(client, names, action, callers, seconds)
                         : measure_blocking(client, names, action, callers, seconds);
-}
-
-double percentile_us(std::vector<std::int64_t>& values, double q) {
-  if (values.empty()) {
-    return 0;
-  }
-  auto at =
-      values.begin() + static_cast<std::ptrdiff_t>(q * static_cast<double>(values.size() - 1));
-  std::nth_element(values.begin(), at, values.end());
-  return static_cast<double>(*at) / 1000.0;
 }
 
 // One row of the table: an action at a number of callers, measured once per repeat.

@@ -41,15 +41,64 @@ struct RequestHead {
   unsigned version = 11;
 };
 
+/// What both parsers do: keep the body (cleared first) and ignore every header field. Each
+/// parser overrides the start line it cares about.
+template <bool isRequest>
+class BodyParser : public http::basic_parser<isRequest> {
+protected:
+  explicit BodyParser(std::string& body) : body_(body) { body_.clear(); }
+
+  void on_request_impl(http::verb, beast::string_view, beast::string_view, int,
+                       beast::error_code& ec) override {
+    ec = {};
+  }
+
+  void on_response_impl(int, beast::string_view, int, beast::error_code& ec) override { ec = {}; }
+
+private:
+  void on_field_impl(http::field, beast::string_view, beast::string_view,
+                     beast::error_code& ec) override {
+    ec = {};
+  }
+
+  void on_header_impl(beast::error_code& ec) override { ec = {}; }
+
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length,
+                         beast::error_code& ec) override {
+    if (length) {
+      body_.reserve(static_cast<std::size_t>(*length));
+    }
+    ec = {};
+  }
+
+  std::size_t on_body_impl(beast::string_view data, beast::error_code& ec) override {
+    body_.append(data.data(), data.size());
+    ec = {};
+    return data.size();
+  }
+
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code& ec) override {
+    ec = {};
+  }
+
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view data,
+                                 beast::error_code& ec) override {
+    return on_body_impl(data, ec);
+  }
+
+  void on_finish_impl(beast::error_code& ec) override { ec = {}; }
+
+  std::string& body_;
+};
+
 /// Parses one request into `head` and `body` (cleared first). Use a new parser per request.
-class RequestParser final : public http::basic_parser<true> {
+class RequestParser final : public BodyParser<true> {
 public:
-  RequestParser(RequestHead& head, std::string& body) : head_(head), body_(body) {
+  RequestParser(RequestHead& head, std::string& body) : BodyParser(body), head_(head) {
     head_.method = http::verb::unknown;
     head_.method_name.clear();
     head_.target.clear();
     head_.version = 11;
-    body_.clear();
   }
 
 private:
@@ -62,95 +111,22 @@ private:
     ec = {};
   }
 
-  void on_response_impl(int, beast::string_view, int, beast::error_code& ec) override { ec = {}; }
-
-  void on_field_impl(http::field, beast::string_view, beast::string_view,
-                     beast::error_code& ec) override {
-    ec = {};
-  }
-
-  void on_header_impl(beast::error_code& ec) override { ec = {}; }
-
-  void on_body_init_impl(const boost::optional<std::uint64_t>& length,
-                         beast::error_code& ec) override {
-    if (length) {
-      body_.reserve(static_cast<std::size_t>(*length));
-    }
-    ec = {};
-  }
-
-  std::size_t on_body_impl(beast::string_view data, beast::error_code& ec) override {
-    body_.append(data.data(), data.size());
-    ec = {};
-    return data.size();
-  }
-
-  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code& ec) override {
-    ec = {};
-  }
-
-  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view data,
-                                 beast::error_code& ec) override {
-    return on_body_impl(data, ec);
-  }
-
-  void on_finish_impl(beast::error_code& ec) override { ec = {}; }
-
   RequestHead& head_;
-  std::string& body_;
 };
 
 /// Parses one response: its status and body (cleared first). Use a new parser per response.
-class ResponseParser final : public http::basic_parser<false> {
+class ResponseParser final : public BodyParser<false> {
 public:
-  explicit ResponseParser(std::string& body) : body_(body) { body_.clear(); }
+  explicit ResponseParser(std::string& body) : BodyParser(body) {}
 
   unsigned status() const { return status_; }
 
 private:
-  void on_request_impl(http::verb, beast::string_view, beast::string_view, int,
-                       beast::error_code& ec) override {
-    ec = {};
-  }
-
   void on_response_impl(int status, beast::string_view, int, beast::error_code& ec) override {
     status_ = static_cast<unsigned>(status);
     ec = {};
   }
 
-  void on_field_impl(http::field, beast::string_view, beast::string_view,
-                     beast::error_code& ec) override {
-    ec = {};
-  }
-
-  void on_header_impl(beast::error_code& ec) override { ec = {}; }
-
-  void on_body_init_impl(const boost::optional<std::uint64_t>& length,
-                         beast::error_code& ec) override {
-    if (length) {
-      body_.reserve(static_cast<std::size_t>(*length));
-    }
-    ec = {};
-  }
-
-  std::size_t on_body_impl(beast::string_view data, beast::error_code& ec) override {
-    body_.append(data.data(), data.size());
-    ec = {};
-    return data.size();
-  }
-
-  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code& ec) override {
-    ec = {};
-  }
-
-  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view data,
-                                 beast::error_code& ec) override {
-    return on_body_impl(data, ec);
-  }
-
-  void on_finish_impl(beast::error_code& ec) override { ec = {}; }
-
-  std::string& body_;
   unsigned status_ = 0;
 };
 

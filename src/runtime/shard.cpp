@@ -273,9 +273,7 @@ Task<Result<Outcome>> Shard::invoke(ActorKey registered, ActorKey instance,
   entity.running = true;
   Result<Outcome> result = co_await handle(entity, std::move(request));
   if (!entity.mailbox.empty()) {
-    // Work queued meanwhile: a mailbox loop takes over (running stays set).
-    asio::co_spawn(io_, drive(entity.key),
-                   [](std::exception_ptr e) { common::log_exception(e, "actor mailbox"); });
+    start_mailbox(entity);  // work queued meanwhile: the mailbox loop takes over
   } else if (!entity.active) {
     retire(entity.key);  // a revision conflict fenced this activation, as in drive()
   } else {
@@ -316,10 +314,14 @@ void Shard::warm_up(const ActorKey& key) {
 void Shard::enqueue(Entity& entity, Envelope envelope) {
   entity.mailbox.push_back(std::move(envelope));
   if (!entity.running) {
-    entity.running = true;
-    asio::co_spawn(io_, drive(entity.key),
-                   [](std::exception_ptr e) { common::log_exception(e, "actor mailbox"); });
+    start_mailbox(entity);
   }
+}
+
+void Shard::start_mailbox(Entity& entity) {
+  entity.running = true;
+  asio::co_spawn(io_, drive(entity.key),
+                 [](std::exception_ptr e) { common::log_exception(e, "actor mailbox"); });
 }
 
 void Shard::complete(Envelope& envelope, Result<Outcome> result) {

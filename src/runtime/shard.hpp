@@ -159,6 +159,8 @@ private:
   Result<Entity*> accept(const statestore::ActorKey& registered,
                          const statestore::ActorKey& instance, const std::string& action);
   void enqueue(Entity& entity, Envelope envelope);
+  /// Marks the entity running and starts its mailbox loop, drive().
+  void start_mailbox(Entity& entity);
   asio::awaitable<Result<Outcome>> enqueue_and_wait(Entity& entity,
                                                     protocol::pb::InvocationRequest request);
   Task<void> drive(statestore::ActorKey key);
