@@ -168,20 +168,23 @@ HostReply TestHost::Impl::answer(const http::request<http::string_body>& request
   RawHandler handler;
   {
     const std::lock_guard lock(mutex);
-    received.push_back(invocation);
     if (auto it = handlers.find(invocation.action_name()); it != handlers.end()) {
       handler = it->second;
     }
   }
+  HostReply reply;
   try {
-    if (handler) {
-      return handler(invocation);
-    }
-    return make_reply(200, echo_response(invocation).SerializeAsString());
+    reply = handler ? handler(invocation)
+                    : make_reply(200, echo_response(invocation).SerializeAsString());
   } catch (const std::exception&) {
     // A throwing user callback: the Node host answers 400 with an empty body.
-    return make_reply(400);
+    reply = make_reply(400);
   }
+  // Counted once its handler has run, so a test that waits for a count sees what the handler
+  // recorded.
+  const std::lock_guard lock(mutex);
+  received.push_back(std::move(invocation));
+  return reply;
 }
 
 TestHost::TestHost(std::uint16_t port) : impl_(std::make_unique<Impl>()) {
