@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -91,17 +92,21 @@ TEST_F(ProxyEffectsTest, EffectSeesTheNewStateOfItsOwnActor) {
 }
 
 TEST_F(ProxyEffectsTest, CallerReplyDoesNotWaitForTheEffect) {
-  // A synchronous effect (async=false) to a slow action: a proxy that waited for its effects would
-  // answer only after `slow` replied. `slow`'s own effect `done` marks when that happened.
+  // A synchronous effect (async=false) to an action that answers only once the caller has its
+  // reply (or after 10 s): a proxy that waited for its effects would answer only after `slow`
+  // replied. `slow`'s own effect `done` marks when that happened.
+  std::promise<void> caller_answered;
+  std::shared_future<void> gate = caller_answered.get_future().share();
   host_.on("trigger", with_effects("\"triggered\"", [](const pb::ActorInvocation& invocation) {
              return std::vector<pb::InvocationRequest>{
                  effect_request(invocation, "slow-target", "slow", /*async=*/false)};
            }));
-  host_.on_raw("slow", [](const pb::ActorInvocation& invocation) {
+  host_.on_raw("slow", [gate](const pb::ActorInvocation& invocation) {
+    gate.wait_for(10s);
     auto response = with_effects("\"slow done\"", [](const pb::ActorInvocation& slow) {
       return std::vector<pb::InvocationRequest>{effect_request(slow, "marker", "done")};
     })(invocation);
-    return testing::HostReply{.body = encode(response), .delay = 1500ms};
+    return testing::HostReply{.body = encode(response)};
   });
   host_.on("done", [this](const pb::ActorInvocation& invocation) {
     events_.record("slow effect finished");
@@ -112,6 +117,7 @@ TEST_F(ProxyEffectsTest, CallerReplyDoesNotWaitForTheEffect) {
 
   const auto response = invoke("source", "trigger");
   events_.record("caller got the reply");
+  caller_answered.set_value();
 
   ASSERT_TRUE(is_ok(response));
   EXPECT_EQ(json_of(response.value()), "\"triggered\"") << log();
