@@ -68,6 +68,37 @@ constexpr const char* kMigrations[] = {
       );
       CREATE INDEX scheduled_invocations_due ON scheduled_invocations (due_ms, id);
     )sql",
+    // Version 3. `snapshot_history` replaces `historical_snapshots`: it holds every revision as
+    // it was saved, the current one included, written once by the save that made it. A save then
+    // inserts the values it already has instead of first reading the row it replaces back out
+    // of `snapshots` and copying it (which cost more than the rest of the save), and a revision
+    // load reads one table. `saved_at` is when the revision was written (its `updated_at`); it
+    // stayed current until the next revision's `saved_at`. The current rows go in first, so
+    // that were a revision in both tables, the current one (which loads used) is kept.
+    R"sql(
+      CREATE TABLE snapshot_history (
+        system    TEXT    NOT NULL,
+        actor     TEXT    NOT NULL,
+        revision  INTEGER NOT NULL,
+        status    TEXT    NOT NULL,
+        node      TEXT    NOT NULL,
+        tags      TEXT    NOT NULL,
+        data_type TEXT    NOT NULL,
+        data      BLOB,
+        has_state INTEGER NOT NULL,
+        saved_at  TEXT    NOT NULL,
+        PRIMARY KEY (system, actor, revision)
+      );
+      INSERT INTO snapshot_history (system, actor, revision, status, node, tags, data_type, data,
+                                    has_state, saved_at)
+      SELECT system, actor, revision, status, node, tags, data_type, data, has_state, updated_at
+      FROM snapshots;
+      INSERT OR IGNORE INTO snapshot_history (system, actor, revision, status, node, tags,
+                                              data_type, data, has_state, saved_at)
+      SELECT system, actor, revision, status, node, tags, data_type, data, has_state, updated_at
+      FROM historical_snapshots;
+      DROP TABLE historical_snapshots;
+    )sql",
 };
 
 static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion,
@@ -79,26 +110,19 @@ constexpr const char* kReaderMmap = "PRAGMA mmap_size = 1073741824";
 // The most loads a reader serves in one read transaction; its callers are resumed after the last.
 constexpr std::size_t kMaxReadBatch = 64;
 
-// A save is a compare-and-set in at most two statements, each of which also checks the revision:
-// a first save inserts unless a row exists, a later one archives the current row only if it still
-// has the expected revision and then replaces it. When the guarded statement changed no row the
-// save lost the race; only then is the stored revision read, for the error message.
+// A save is a compare-and-set in two statements that bind the same parameters: a first save
+// inserts into `snapshots` unless a row exists, a later one updates the row only if it still has
+// the expected revision (?10); only when that changed a row is the new revision appended to
+// `snapshot_history`. When the guarded statement changed no row the save lost the race; only
+// then is the stored revision read, for the error message.
 constexpr std::string_view kSelectRevision =
     "SELECT revision FROM snapshots WHERE system = ?1 AND actor = ?2";
 
 constexpr std::string_view kInsert = R"sql(
   INSERT INTO snapshots (system, actor, status, node, revision, tags, data_type, data, has_state,
                          inserted_at, updated_at)
-  VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?9)
+  VALUES (?1, ?2, ?3, ?4, ?10 + 1, ?5, ?6, ?7, ?8, ?9, ?9)
   ON CONFLICT (system, actor) DO NOTHING
-)sql";
-
-constexpr std::string_view kArchive = R"sql(
-  INSERT INTO historical_snapshots (system, actor, revision, status, node, tags, data_type, data,
-                                    has_state, inserted_at, updated_at, valid_from, valid_to)
-  SELECT system, actor, revision, status, node, tags, data_type, data,
-         has_state, inserted_at, updated_at, updated_at, ?3
-  FROM snapshots WHERE system = ?1 AND actor = ?2 AND revision = ?4
 )sql";
 
 constexpr std::string_view kUpdate = R"sql(
@@ -107,20 +131,21 @@ constexpr std::string_view kUpdate = R"sql(
   WHERE system = ?1 AND actor = ?2 AND revision = ?10
 )sql";
 
+constexpr std::string_view kRecord = R"sql(
+  INSERT INTO snapshot_history (system, actor, revision, status, node, tags, data_type, data,
+                                has_state, saved_at)
+  VALUES (?1, ?2, ?10 + 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+)sql";
+
 constexpr std::string_view kLoad = R"sql(
   SELECT revision, status, node, tags, data_type, data, has_state
   FROM snapshots WHERE system = ?1 AND actor = ?2
 )sql";
 
-// One statement, so the current and historical tables are read in one consistent snapshot even
-// while the writer moves this revision from one to the other.
+// The history holds the current revision too, so one table answers any revision.
 constexpr std::string_view kLoadRevision = R"sql(
   SELECT revision, status, node, tags, data_type, data, has_state
-  FROM snapshots WHERE system = ?1 AND actor = ?2 AND revision = ?3
-  UNION ALL
-  SELECT revision, status, node, tags, data_type, data, has_state
-  FROM historical_snapshots WHERE system = ?1 AND actor = ?2 AND revision = ?3
-  LIMIT 1
+  FROM snapshot_history WHERE system = ?1 AND actor = ?2 AND revision = ?3
 )sql";
 
 // Same id again replaces the whole row; inserted_at records when this version was written.
@@ -202,8 +227,8 @@ public:
     std::unique_ptr<Writer> writer(new Writer(std::move(db)));
     for (auto [statement, sql] :
          {std::pair{&writer->select_revision_, kSelectRevision},
-          std::pair{&writer->insert_, kInsert}, std::pair{&writer->archive_, kArchive},
-          std::pair{&writer->update_, kUpdate}, std::pair{&writer->put_scheduled_, kPutScheduled},
+          std::pair{&writer->insert_, kInsert}, std::pair{&writer->update_, kUpdate},
+          std::pair{&writer->record_, kRecord}, std::pair{&writer->put_scheduled_, kPutScheduled},
           std::pair{&writer->remove_scheduled_, kRemoveScheduled},
           std::pair{&writer->begin_, std::string_view("BEGIN IMMEDIATE")},
           std::pair{&writer->commit_, std::string_view("COMMIT")}}) {
@@ -284,49 +309,42 @@ private:
   // Compare-and-set of one save, inside the open transaction: it sees the writes of the saves
   // before it in the batch, so the first of two saves at the same revision wins.
   Result<Applied> apply(const Save& save, const std::string& now) {
-    const ActorKey& key = save.key;
     const std::int64_t expected = save.expected_revision;
-    if (expected > 0) {
-      archive_.bind_text(1, key.system);
-      archive_.bind_text(2, key.name);
-      archive_.bind_text(3, now);
-      archive_.bind_int64(4, expected);
-      if (Result<void> archived = run(archive_); !archived) {
-        return archived.error();
-      }
-      if (db_.changes() == 0) {
-        return conflict(save);
-      }
-    }
-    // The first save inserts (nothing when a row exists); a later one replaces the row whose
-    // revision was just archived. Both bind the same values.
+    // The first save inserts (nothing when a row exists); a later one updates the row if it is
+    // still at the expected revision.
     Statement& write = expected > 0 ? update_ : insert_;
-    const Snapshot& snapshot = save.snapshot;
-    write.bind_text(1, key.system);
-    write.bind_text(2, key.name);
-    write.bind_text(3, status_text(snapshot.status));
-    write.bind_text(4, snapshot.node);
-    write.bind_text(5, save.tags_json);
-    if (snapshot.has_state) {
-      write.bind_text(6, snapshot.type_url);
-      write.bind_blob(7, snapshot.data);
-    } else {
-      write.bind_text(6, "");
-      write.bind_null(7);
-    }
-    write.bind_int64(8, snapshot.has_state ? 1 : 0);
-    write.bind_text(9, now);
-    if (expected > 0) {
-      write.bind_int64(10, expected);
-    }
+    bind(write, save, now);
     if (Result<void> written = run(write); !written) {
       return written.error();
     }
     if (db_.changes() == 0) {
-      // Only a first save can get here (an update follows its archive of the same row).
       return conflict(save);
     }
+    bind(record_, save, now);
+    if (Result<void> recorded = run(record_); !recorded) {
+      return recorded.error();
+    }
     return Applied{expected + 1};
+  }
+
+  // Binds what kInsert, kUpdate and kRecord take (each a subset of ?1 to ?10).
+  static void bind(Statement& statement, const Save& save, const std::string& now) {
+    const Snapshot& snapshot = save.snapshot;
+    statement.bind_text(1, save.key.system);
+    statement.bind_text(2, save.key.name);
+    statement.bind_text(3, status_text(snapshot.status));
+    statement.bind_text(4, snapshot.node);
+    statement.bind_text(5, save.tags_json);
+    if (snapshot.has_state) {
+      statement.bind_text(6, snapshot.type_url);
+      statement.bind_blob(7, snapshot.data);
+    } else {
+      statement.bind_text(6, "");
+      statement.bind_null(7);
+    }
+    statement.bind_int64(8, snapshot.has_state ? 1 : 0);
+    statement.bind_text(9, now);
+    statement.bind_int64(10, save.expected_revision);
   }
 
   // The outcome of a save whose expected revision is not the stored one.
@@ -372,8 +390,8 @@ private:
   Connection db_;
   Statement select_revision_;
   Statement insert_;
-  Statement archive_;
   Statement update_;
+  Statement record_;
   Statement put_scheduled_;
   Statement remove_scheduled_;
   Statement begin_;

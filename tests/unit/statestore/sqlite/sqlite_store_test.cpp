@@ -166,10 +166,111 @@ TEST_F(SqliteStoreTest, UpgradesVersionOneFileInPlace) {
   EXPECT_EQ(*saved, 3);
   store.reset();
 
-  EXPECT_EQ(query(file_, "SELECT group_concat(version) FROM schema_version"), "1,2");
+  EXPECT_EQ(query(file_, "SELECT group_concat(version) FROM schema_version"), "1,2,3");
   EXPECT_EQ(query(file_, "SELECT id FROM scheduled_invocations"), "after-upgrade");
   { auto reopened = open(); }
-  EXPECT_EQ(query(file_, "SELECT count(*) FROM schema_version"), "2");
+  EXPECT_EQ(query(file_, "SELECT count(*) FROM schema_version"), "3");
+}
+
+// What a file written by the release with schema version 2 holds: version 1's tables (one actor
+// at revision 3 with revisions 1 and 2 in `historical_snapshots`, another never saved again) plus
+// the scheduled invocations.
+constexpr const char* kVersionTwoDatabase = R"sql(
+  PRAGMA journal_mode = WAL;
+  CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL);
+  INSERT INTO schema_version VALUES (1, '2024-01-01T00:00:00.000Z');
+  INSERT INTO schema_version VALUES (2, '2024-02-01T00:00:00.000Z');
+  CREATE TABLE snapshots (
+    system TEXT NOT NULL, actor TEXT NOT NULL, status TEXT NOT NULL, node TEXT NOT NULL,
+    revision INTEGER NOT NULL, tags TEXT NOT NULL, data_type TEXT NOT NULL, data BLOB,
+    has_state INTEGER NOT NULL, inserted_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY (system, actor));
+  CREATE TABLE historical_snapshots (
+    system TEXT NOT NULL, actor TEXT NOT NULL, revision INTEGER NOT NULL, status TEXT NOT NULL,
+    node TEXT NOT NULL, tags TEXT NOT NULL, data_type TEXT NOT NULL, data BLOB,
+    has_state INTEGER NOT NULL, inserted_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    valid_from TEXT NOT NULL, valid_to TEXT NOT NULL, PRIMARY KEY (system, actor, revision));
+  CREATE TABLE scheduled_invocations (
+    id TEXT NOT NULL PRIMARY KEY, due_ms INTEGER NOT NULL, system TEXT NOT NULL,
+    actor TEXT NOT NULL, request BLOB NOT NULL, inserted_at TEXT NOT NULL);
+  CREATE INDEX scheduled_invocations_due ON scheduled_invocations (due_ms, id);
+  INSERT INTO snapshots VALUES ('sys', 'counter', 'ACTIVATED', 'node-3', 3, '{"owner":"carol"}',
+    'type.googleapis.com/example.Counter', X'7633', 1, '2024-01-01T00:00:00.000Z',
+    '2024-01-01T00:00:03.000Z');
+  INSERT INTO snapshots VALUES ('sys', 'empty', 'DEACTIVATED', 'node-1', 1, '{}', '', NULL, 0,
+    '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z');
+  INSERT INTO historical_snapshots VALUES ('sys', 'counter', 1, 'ACTIVATED', 'node-1',
+    '{"owner":"alice"}', 'type.googleapis.com/example.Counter', X'7631', 1,
+    '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:01.000Z', '2024-01-01T00:00:01.000Z',
+    '2024-01-01T00:00:02.000Z');
+  INSERT INTO historical_snapshots VALUES ('sys', 'counter', 2, 'DEACTIVATED', 'node-2',
+    '{"owner":"bob"}', 'type.googleapis.com/example.Counter', X'7632', 1,
+    '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:02.000Z', '2024-01-01T00:00:02.000Z',
+    '2024-01-01T00:00:03.000Z');
+  INSERT INTO scheduled_invocations VALUES ('kept', 5, 'sys', 'counter', X'72', '2024-02-01');
+)sql";
+
+// Version 3 moves the history into `snapshot_history`, which also holds the current revisions:
+// every revision of a version-2 file is still loadable, with all its fields, and saving goes on
+// from the stored revision.
+TEST_F(SqliteStoreTest, UpgradesVersionTwoFileKeepingItsHistory) {
+  std::filesystem::create_directories(file_.parent_path());
+  exec(file_, kVersionTwoDatabase);
+
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+
+  struct Expected {
+    std::int64_t revision;
+    ActorStatus status;
+    std::string node;
+    std::string owner;
+    std::string data;
+  };
+
+  const Expected revisions[] = {{1, ActorStatus::kActivated, "node-1", "alice", "v1"},
+                                {2, ActorStatus::kDeactivated, "node-2", "bob", "v2"},
+                                {3, ActorStatus::kActivated, "node-3", "carol", "v3"}};
+  for (const Expected& want : revisions) {
+    Result<std::optional<Snapshot>> loaded = run_task(store->load_revision(key_, want.revision));
+    ASSERT_TRUE(loaded && loaded->has_value()) << want.revision;
+    const Snapshot& got = **loaded;
+    EXPECT_EQ(got.revision, want.revision);
+    EXPECT_EQ(got.status, want.status);
+    EXPECT_EQ(got.node, want.node);
+    EXPECT_EQ(got.tags.at("owner"), want.owner);
+    EXPECT_TRUE(got.has_state);
+    EXPECT_EQ(got.type_url, "type.googleapis.com/example.Counter");
+    EXPECT_EQ(got.data, want.data);
+  }
+  Result<std::optional<Snapshot>> missing = run_task(store->load_revision(key_, 4));
+  ASSERT_TRUE(missing);
+  EXPECT_FALSE(missing->has_value());
+  Result<std::optional<Snapshot>> empty = run_task(store->load_revision({"sys", "empty"}, 1));
+  ASSERT_TRUE(empty && empty->has_value());
+  EXPECT_FALSE((*empty)->has_state);
+  EXPECT_EQ((*empty)->status, ActorStatus::kDeactivated);
+
+  Result<std::int64_t> stale = run_task(store->save(key_, make_snapshot("lost"), 2));
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, ErrorCode::kConflict);
+  Result<std::int64_t> saved = run_task(store->save(key_, make_snapshot("v4"), 3));
+  ASSERT_TRUE(saved) << saved.error().message;
+  EXPECT_EQ(*saved, 4);
+  Result<std::optional<Snapshot>> third = run_task(store->load_revision(key_, 3));
+  ASSERT_TRUE(third && third->has_value());
+  EXPECT_EQ((*third)->data, "v3");
+  store.reset();
+
+  EXPECT_EQ(query(file_, "SELECT group_concat(version) FROM schema_version"), "1,2,3");
+  EXPECT_EQ(query(file_, "SELECT count(*) FROM sqlite_master WHERE name = 'historical_snapshots'"),
+            "0");
+  EXPECT_EQ(query(file_,
+                  "SELECT group_concat(saved_at, ' ') FROM (SELECT saved_at FROM snapshot_history "
+                  "WHERE actor = 'counter' ORDER BY revision)"),
+            "2024-01-01T00:00:01.000Z 2024-01-01T00:00:02.000Z 2024-01-01T00:00:03.000Z "
+                + query(file_, "SELECT updated_at FROM snapshots WHERE actor = 'counter'"));
+  EXPECT_EQ(query(file_, "SELECT id FROM scheduled_invocations"), "kept");
 }
 
 TEST_F(SqliteStoreTest, DueScheduledScansTheDueIndexWithoutSorting) {
@@ -296,19 +397,22 @@ TEST_F(SqliteStoreTest, KeepsSupersededRevisionsInHistory) {
   store.reset();
 
   EXPECT_EQ(query(file_, "SELECT count(*) FROM snapshots"), "1");
+  // Every revision saved is in the history, the current one included, each with its own data.
   EXPECT_EQ(query(file_,
-                  "SELECT group_concat(revision) FROM (SELECT revision FROM "
-                  "historical_snapshots ORDER BY revision)"),
-            "1,2");
-  EXPECT_EQ(query(file_, "SELECT count(*) FROM historical_snapshots WHERE valid_to >= valid_from"),
-            "2");
+                  "SELECT group_concat(revision || '=' || data, ',') FROM (SELECT revision, data "
+                  "FROM snapshot_history ORDER BY revision)"),
+            "1=v1,2=v2,3=v3");
+  EXPECT_EQ(query(file_,
+                  "SELECT count(*) FROM snapshot_history h JOIN snapshots s USING "
+                  "(system, actor, revision) WHERE h.saved_at = s.updated_at"),
+            "1");
   EXPECT_EQ(query(file_, "SELECT tags FROM snapshots"), R"({"owner":"alice"})");
   EXPECT_EQ(query(file_, "SELECT status FROM snapshots"), "ACTIVATED");
 }
 
-// The compare-and-set is in the statements (archive and update WHERE revision = expected): a save
-// that loses archives nothing, changes nothing and names the stored revision.
-TEST_F(SqliteStoreTest, ConflictingSavesNameTheStoredRevisionAndArchiveNothing) {
+// The compare-and-set is in the statements (update WHERE revision = expected, insert unless a row
+// exists): a save that loses records nothing, changes nothing and names the stored revision.
+TEST_F(SqliteStoreTest, ConflictingSavesNameTheStoredRevisionAndRecordNothing) {
   auto store = open();
   ASSERT_TRUE(run_task(store->save(key_, make_snapshot("v1"), 0)));
   ASSERT_TRUE(run_task(store->save(key_, make_snapshot("v2"), 1)));
@@ -331,9 +435,9 @@ TEST_F(SqliteStoreTest, ConflictingSavesNameTheStoredRevisionAndArchiveNothing) 
   EXPECT_EQ(query(file_, "SELECT count(*) FROM snapshots"), "1");
   EXPECT_EQ(query(file_, "SELECT revision FROM snapshots"), "3");
   EXPECT_EQ(query(file_,
-                  "SELECT group_concat(revision) FROM (SELECT revision FROM "
-                  "historical_snapshots ORDER BY revision)"),
-            "1,2");
+                  "SELECT group_concat(revision || '=' || data, ',') FROM (SELECT revision, data "
+                  "FROM snapshot_history ORDER BY revision)"),
+            "1=v1,2=v2,3=v3");
 }
 
 // Loads queued together are served as one batch and their callers resumed per executor: callers
