@@ -68,35 +68,66 @@ constexpr const char* kMigrations[] = {
       );
       CREATE INDEX scheduled_invocations_due ON scheduled_invocations (due_ms, id);
     )sql",
-    // Version 3. `snapshot_history` replaces `historical_snapshots`: it holds every revision as
-    // it was saved, the current one included, written once by the save that made it. A save then
-    // inserts the values it already has instead of first reading the row it replaces back out
-    // of `snapshots` and copying it (which cost more than the rest of the save), and a revision
-    // load reads one table. `saved_at` is when the revision was written (its `updated_at`); it
-    // stayed current until the next revision's `saved_at`. The current rows go in first, so
-    // that were a revision in both tables, the current one (which loads used) is kept.
+    // Version 3. `snapshot_history` replaces `historical_snapshots`: an append-only log of every
+    // revision as it was saved, the current one included, written once by the save that made it.
+    // Rows are keyed by `id` (the rowid), so a save appends at the end of the table instead of
+    // inserting into a per-actor place in an index (which dirtied about one page per save and
+    // cost more than the rest of the save). `previous` is the id of the same actor's row before
+    // it (NULL for its first), `snapshots.history_id` the id of its current revision, and
+    // `snapshot_history_anchors` the ids of every 64th revision: a revision is found by starting
+    // at the first anchor at or above it (else at the current revision) and following `previous`
+    // (at most 63 steps). Any set of anchors finds every revision, so their spacing may change.
+    // `saved_at` is when the revision was written (its `updated_at`); it stayed current until the
+    // next revision's `saved_at`. `data` comes last so that walking the chain reads no blob.
+    // Existing history is copied in actor and revision order (so each row's predecessor is the
+    // row before it); where a revision is in both tables the current row, which loads used, wins.
     R"sql(
       CREATE TABLE snapshot_history (
+        id        INTEGER PRIMARY KEY,
         system    TEXT    NOT NULL,
         actor     TEXT    NOT NULL,
         revision  INTEGER NOT NULL,
+        previous  INTEGER,
         status    TEXT    NOT NULL,
         node      TEXT    NOT NULL,
         tags      TEXT    NOT NULL,
         data_type TEXT    NOT NULL,
-        data      BLOB,
         has_state INTEGER NOT NULL,
         saved_at  TEXT    NOT NULL,
-        PRIMARY KEY (system, actor, revision)
+        data      BLOB
       );
-      INSERT INTO snapshot_history (system, actor, revision, status, node, tags, data_type, data,
-                                    has_state, saved_at)
-      SELECT system, actor, revision, status, node, tags, data_type, data, has_state, updated_at
-      FROM snapshots;
-      INSERT OR IGNORE INTO snapshot_history (system, actor, revision, status, node, tags,
-                                              data_type, data, has_state, saved_at)
-      SELECT system, actor, revision, status, node, tags, data_type, data, has_state, updated_at
-      FROM historical_snapshots;
+      CREATE TABLE snapshot_history_anchors (
+        system   TEXT    NOT NULL,
+        actor    TEXT    NOT NULL,
+        revision INTEGER NOT NULL,
+        id       INTEGER NOT NULL,
+        PRIMARY KEY (system, actor, revision)
+      ) WITHOUT ROWID;
+      ALTER TABLE snapshots ADD COLUMN history_id INTEGER;
+      INSERT INTO snapshot_history (system, actor, revision, status, node, tags, data_type,
+                                    has_state, saved_at, data)
+      SELECT system, actor, revision, status, node, tags, data_type, has_state, saved_at, data
+      FROM (SELECT system, actor, revision, status, node, tags, data_type, has_state,
+                   updated_at AS saved_at, data
+            FROM snapshots
+            UNION ALL
+            SELECT system, actor, revision, status, node, tags, data_type, has_state,
+                   updated_at AS saved_at, data
+            FROM historical_snapshots AS h
+            WHERE NOT EXISTS (SELECT 1 FROM snapshots AS s WHERE s.system = h.system
+                              AND s.actor = h.actor AND s.revision = h.revision))
+      ORDER BY system, actor, revision;
+      UPDATE snapshot_history SET previous = id - 1
+      WHERE EXISTS (SELECT 1 FROM snapshot_history AS p WHERE p.id = snapshot_history.id - 1
+                    AND p.system = snapshot_history.system AND p.actor = snapshot_history.actor);
+      INSERT INTO snapshot_history_anchors (system, actor, revision, id)
+      SELECT system, actor, revision, id FROM snapshot_history WHERE revision % 64 = 0;
+      CREATE INDEX migrate_history ON snapshot_history (system, actor, revision);
+      UPDATE snapshots SET history_id = (SELECT id FROM snapshot_history AS h
+                                         WHERE h.system = snapshots.system
+                                         AND h.actor = snapshots.actor
+                                         AND h.revision = snapshots.revision);
+      DROP INDEX migrate_history;
       DROP TABLE historical_snapshots;
     )sql",
 };
@@ -110,31 +141,46 @@ constexpr const char* kReaderMmap = "PRAGMA mmap_size = 1073741824";
 // The most loads a reader serves in one read transaction; its callers are resumed after the last.
 constexpr std::size_t kMaxReadBatch = 64;
 
-// A save is a compare-and-set in two statements that bind the same parameters: a first save
-// inserts into `snapshots` unless a row exists, a later one updates the row only if it still has
-// the expected revision (?10); only when that changed a row is the new revision appended to
-// `snapshot_history`. When the guarded statement changed no row the save lost the race; only
-// then is the stored revision read, for the error message.
+// A save appends its revision to `snapshot_history` and then writes `snapshots`, all statements
+// binding the same parameters (?1 to ?10, plus the new history row's id as ?11 for the second).
+// The append is the compare-and-set: a first save appends only while the actor has no snapshot
+// row, a later one only while its row still has the expected revision (?10), taking that row's
+// history id as the new row's `previous`. When the append added no row the save lost the race;
+// only then is the stored revision read, for the error message.
 constexpr std::string_view kSelectRevision =
     "SELECT revision FROM snapshots WHERE system = ?1 AND actor = ?2";
 
+constexpr std::string_view kRecordFirst = R"sql(
+  INSERT INTO snapshot_history (system, actor, revision, previous, status, node, tags, data_type,
+                                has_state, saved_at, data)
+  SELECT ?1, ?2, ?10 + 1, NULL, ?3, ?4, ?5, ?6, ?8, ?9, ?7
+  WHERE NOT EXISTS (SELECT 1 FROM snapshots WHERE system = ?1 AND actor = ?2)
+)sql";
+
+constexpr std::string_view kRecord = R"sql(
+  INSERT INTO snapshot_history (system, actor, revision, previous, status, node, tags, data_type,
+                                has_state, saved_at, data)
+  SELECT ?1, ?2, ?10 + 1, history_id, ?3, ?4, ?5, ?6, ?8, ?9, ?7
+  FROM snapshots WHERE system = ?1 AND actor = ?2 AND revision = ?10
+)sql";
+
 constexpr std::string_view kInsert = R"sql(
   INSERT INTO snapshots (system, actor, status, node, revision, tags, data_type, data, has_state,
-                         inserted_at, updated_at)
-  VALUES (?1, ?2, ?3, ?4, ?10 + 1, ?5, ?6, ?7, ?8, ?9, ?9)
-  ON CONFLICT (system, actor) DO NOTHING
+                         inserted_at, updated_at, history_id)
+  VALUES (?1, ?2, ?3, ?4, ?10 + 1, ?5, ?6, ?7, ?8, ?9, ?9, ?11)
 )sql";
 
 constexpr std::string_view kUpdate = R"sql(
   UPDATE snapshots SET status = ?3, node = ?4, revision = ?10 + 1, tags = ?5, data_type = ?6,
-                       data = ?7, has_state = ?8, updated_at = ?9
+                       data = ?7, has_state = ?8, updated_at = ?9, history_id = ?11
   WHERE system = ?1 AND actor = ?2 AND revision = ?10
 )sql";
 
-constexpr std::string_view kRecord = R"sql(
-  INSERT INTO snapshot_history (system, actor, revision, status, node, tags, data_type, data,
-                                has_state, saved_at)
-  VALUES (?1, ?2, ?10 + 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+// Every kAnchorEvery-th revision gets an anchor (migration 3 placed them at the same spacing).
+constexpr std::int64_t kAnchorEvery = 64;
+
+constexpr std::string_view kAnchor = R"sql(
+  INSERT INTO snapshot_history_anchors (system, actor, revision, id) VALUES (?1, ?2, ?3, ?4)
 )sql";
 
 constexpr std::string_view kLoad = R"sql(
@@ -142,10 +188,22 @@ constexpr std::string_view kLoad = R"sql(
   FROM snapshots WHERE system = ?1 AND actor = ?2
 )sql";
 
-// The history holds the current revision too, so one table answers any revision.
+// Starts at the first anchor at or above the revision (else at the current revision) and follows
+// `previous` down to it: at most kAnchorEvery rows, read by id. One statement, so it reads one
+// consistent snapshot of the file even while the writer appends.
 constexpr std::string_view kLoadRevision = R"sql(
-  SELECT revision, status, node, tags, data_type, data, has_state
-  FROM snapshot_history WHERE system = ?1 AND actor = ?2 AND revision = ?3
+  WITH RECURSIVE walk (id, revision, previous) AS (
+    SELECT id, revision, previous FROM snapshot_history
+    WHERE id = coalesce((SELECT id FROM snapshot_history_anchors
+                         WHERE system = ?1 AND actor = ?2 AND revision >= ?3
+                         ORDER BY revision LIMIT 1),
+                        (SELECT history_id FROM snapshots WHERE system = ?1 AND actor = ?2))
+    UNION ALL
+    SELECT h.id, h.revision, h.previous FROM walk JOIN snapshot_history AS h ON h.id = walk.previous
+    WHERE walk.revision > ?3
+  )
+  SELECT h.revision, h.status, h.node, h.tags, h.data_type, h.data, h.has_state
+  FROM walk JOIN snapshot_history AS h ON h.id = walk.id WHERE walk.revision = ?3 LIMIT 1
 )sql";
 
 // Same id again replaces the whole row; inserted_at records when this version was written.
@@ -227,8 +285,9 @@ public:
     std::unique_ptr<Writer> writer(new Writer(std::move(db)));
     for (auto [statement, sql] :
          {std::pair{&writer->select_revision_, kSelectRevision},
+          std::pair{&writer->record_first_, kRecordFirst}, std::pair{&writer->record_, kRecord},
           std::pair{&writer->insert_, kInsert}, std::pair{&writer->update_, kUpdate},
-          std::pair{&writer->record_, kRecord}, std::pair{&writer->put_scheduled_, kPutScheduled},
+          std::pair{&writer->anchor_, kAnchor}, std::pair{&writer->put_scheduled_, kPutScheduled},
           std::pair{&writer->remove_scheduled_, kRemoveScheduled},
           std::pair{&writer->begin_, std::string_view("BEGIN IMMEDIATE")},
           std::pair{&writer->commit_, std::string_view("COMMIT")}}) {
@@ -310,24 +369,35 @@ private:
   // before it in the batch, so the first of two saves at the same revision wins.
   Result<Applied> apply(const Save& save, const std::string& now) {
     const std::int64_t expected = save.expected_revision;
-    // The first save inserts (nothing when a row exists); a later one updates the row if it is
-    // still at the expected revision.
-    Statement& write = expected > 0 ? update_ : insert_;
-    bind(write, save, now);
-    if (Result<void> written = run(write); !written) {
-      return written.error();
+    const std::int64_t revision = expected + 1;
+    Statement& record = expected > 0 ? record_ : record_first_;
+    bind(record, save, now);
+    if (Result<void> recorded = run(record); !recorded) {
+      return recorded.error();
     }
     if (db_.changes() == 0) {
       return conflict(save);
     }
-    bind(record_, save, now);
-    if (Result<void> recorded = run(record_); !recorded) {
-      return recorded.error();
+    const std::int64_t history_id = db_.last_insert_rowid();
+    Statement& write = expected > 0 ? update_ : insert_;
+    bind(write, save, now);
+    write.bind_int64(11, history_id);
+    if (Result<void> written = run(write); !written) {
+      return written.error();
     }
-    return Applied{expected + 1};
+    if (revision % kAnchorEvery == 0) {
+      anchor_.bind_text(1, save.key.system);
+      anchor_.bind_text(2, save.key.name);
+      anchor_.bind_int64(3, revision);
+      anchor_.bind_int64(4, history_id);
+      if (Result<void> anchored = run(anchor_); !anchored) {
+        return anchored.error();
+      }
+    }
+    return Applied{revision};
   }
 
-  // Binds what kInsert, kUpdate and kRecord take (each a subset of ?1 to ?10).
+  // Binds ?1 to ?10 of kRecordFirst, kRecord, kInsert and kUpdate.
   static void bind(Statement& statement, const Save& save, const std::string& now) {
     const Snapshot& snapshot = save.snapshot;
     statement.bind_text(1, save.key.system);
@@ -389,9 +459,11 @@ private:
   // db_ first: statements are finalized before their connection closes.
   Connection db_;
   Statement select_revision_;
+  Statement record_first_;
+  Statement record_;
   Statement insert_;
   Statement update_;
-  Statement record_;
+  Statement anchor_;
   Statement put_scheduled_;
   Statement remove_scheduled_;
   Statement begin_;

@@ -208,6 +208,12 @@ constexpr const char* kVersionTwoDatabase = R"sql(
     '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:02.000Z', '2024-01-01T00:00:02.000Z',
     '2024-01-01T00:00:03.000Z');
   INSERT INTO scheduled_invocations VALUES ('kept', 5, 'sys', 'counter', X'72', '2024-02-01');
+  INSERT INTO snapshots VALUES ('sys', 'long', 'ACTIVATED', 'n', 150, '{}', 't', 'r150', 1,
+    '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z');
+  INSERT INTO historical_snapshots
+  WITH RECURSIVE r (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 149)
+  SELECT 'sys', 'long', n, 'ACTIVATED', 'n', '{}', 't', 'r' || n, 1, '2024-01-01T00:00:00.000Z',
+    '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z' FROM r;
 )sql";
 
 // Version 3 moves the history into `snapshot_history`, which also holds the current revisions:
@@ -250,6 +256,19 @@ TEST_F(SqliteStoreTest, UpgradesVersionTwoFileKeepingItsHistory) {
   ASSERT_TRUE(empty && empty->has_value());
   EXPECT_FALSE((*empty)->has_state);
   EXPECT_EQ((*empty)->status, ActorStatus::kDeactivated);
+
+  // An actor with a long history (more than two anchors' spacing): every revision is found.
+  const ActorKey long_key{"sys", "long"};
+  for (std::int64_t revision = 1; revision <= 150; ++revision) {
+    Result<std::optional<Snapshot>> loaded = run_task(store->load_revision(long_key, revision));
+    ASSERT_TRUE(loaded && loaded->has_value()) << revision;
+    EXPECT_EQ((*loaded)->revision, revision);
+    EXPECT_EQ((*loaded)->data, "r" + std::to_string(revision));
+  }
+  ASSERT_TRUE(run_task(store->save(long_key, make_snapshot("r151"), 150)));
+  Result<std::optional<Snapshot>> after = run_task(store->load_revision(long_key, 100));
+  ASSERT_TRUE(after && after->has_value());
+  EXPECT_EQ((*after)->data, "r100");
 
   Result<std::int64_t> stale = run_task(store->save(key_, make_snapshot("lost"), 2));
   ASSERT_FALSE(stale);
@@ -410,8 +429,45 @@ TEST_F(SqliteStoreTest, KeepsSupersededRevisionsInHistory) {
   EXPECT_EQ(query(file_, "SELECT status FROM snapshots"), "ACTIVATED");
 }
 
-// The compare-and-set is in the statements (update WHERE revision = expected, insert unless a row
-// exists): a save that loses records nothing, changes nothing and names the stored revision.
+// The history is a log with a chain per actor and an anchor every 64 revisions: with two actors'
+// saves interleaved, every revision of each is found (from below, at and above an anchor, the
+// current one), and revisions never saved are not.
+TEST_F(SqliteStoreTest, LoadsEveryRevisionOfInterleavedHistories) {
+  auto store = open();
+  const ActorKey other{"sys", "other"};
+  constexpr int kRevisions = 200;
+  for (int revision = 1; revision <= kRevisions; ++revision) {
+    for (const ActorKey& key : {key_, other}) {
+      Result<std::int64_t> saved = run_task(
+          store->save(key, make_snapshot(key.name + std::to_string(revision)), revision - 1));
+      ASSERT_TRUE(saved) << saved.error().message;
+    }
+  }
+  for (const ActorKey& key : {key_, other}) {
+    for (int revision = 1; revision <= kRevisions; ++revision) {
+      Result<std::optional<Snapshot>> loaded = run_task(store->load_revision(key, revision));
+      ASSERT_TRUE(loaded && loaded->has_value()) << key.name << " " << revision;
+      EXPECT_EQ((*loaded)->revision, revision);
+      EXPECT_EQ((*loaded)->data, key.name + std::to_string(revision));
+    }
+    Result<std::optional<Snapshot>> beyond = run_task(store->load_revision(key, kRevisions + 1));
+    ASSERT_TRUE(beyond);
+    EXPECT_FALSE(beyond->has_value());
+  }
+  Result<std::optional<Snapshot>> nobody = run_task(store->load_revision({"sys", "nobody"}, 1));
+  ASSERT_TRUE(nobody);
+  EXPECT_FALSE(nobody->has_value());
+  store.reset();
+
+  EXPECT_EQ(query(file_,
+                  "SELECT group_concat(revision) FROM (SELECT revision FROM "
+                  "snapshot_history_anchors WHERE actor = 'counter' ORDER BY revision)"),
+            "64,128,192");
+}
+
+// The compare-and-set is in the statements (append WHERE the snapshot row is at the expected
+// revision, or has none): a save that loses records nothing, changes nothing and names the stored
+// revision.
 TEST_F(SqliteStoreTest, ConflictingSavesNameTheStoredRevisionAndRecordNothing) {
   auto store = open();
   ASSERT_TRUE(run_task(store->save(key_, make_snapshot("v1"), 0)));
