@@ -463,6 +463,11 @@ TEST_F(SqliteStoreTest, LoadsEveryRevisionOfInterleavedHistories) {
                   "SELECT group_concat(revision) FROM (SELECT revision FROM "
                   "snapshot_history_anchors WHERE actor = 'counter' ORDER BY revision)"),
             "64,128,192");
+  // Saves append to the log: no index on it puts each row into a per-actor place.
+  EXPECT_EQ(query(file_,
+                  "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
+                  "AND tbl_name = 'snapshot_history'"),
+            "0");
 }
 
 // The compare-and-set is in the statements (append WHERE the snapshot row is at the expected
