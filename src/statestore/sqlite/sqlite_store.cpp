@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <span>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -176,6 +178,24 @@ constexpr std::string_view kUpdate = R"sql(
   WHERE system = ?1 AND actor = ?2 AND revision = ?10
 )sql";
 
+// The fast path of a later save, when the writer knows the actor's current history id (?11, see
+// Writer::heads_): the append takes it as `previous` without reading `snapshots`, and the update
+// is the compare-and-set, on the revision and that history id both (?12 the new row's id).
+constexpr std::string_view kAppend = R"sql(
+  INSERT INTO snapshot_history (system, actor, revision, previous, status, node, tags, data_type,
+                                has_state, saved_at, data)
+  VALUES (?1, ?2, ?10 + 1, ?11, ?3, ?4, ?5, ?6, ?8, ?9, ?7)
+)sql";
+
+constexpr std::string_view kUpdateHead = R"sql(
+  UPDATE snapshots SET status = ?3, node = ?4, revision = ?10 + 1, tags = ?5, data_type = ?6,
+                       data = ?7, has_state = ?8, updated_at = ?9, history_id = ?12
+  WHERE system = ?1 AND actor = ?2 AND revision = ?10 AND history_id = ?11
+)sql";
+
+// Takes back a fast-path append whose update found the row changed by another process.
+constexpr std::string_view kUnappend = "DELETE FROM snapshot_history WHERE id = ?1";
+
 // Every kAnchorEvery-th revision gets an anchor (migration 3 placed them at the same spacing).
 constexpr std::int64_t kAnchorEvery = 64;
 
@@ -287,7 +307,9 @@ public:
          {std::pair{&writer->select_revision_, kSelectRevision},
           std::pair{&writer->record_first_, kRecordFirst}, std::pair{&writer->record_, kRecord},
           std::pair{&writer->insert_, kInsert}, std::pair{&writer->update_, kUpdate},
-          std::pair{&writer->anchor_, kAnchor}, std::pair{&writer->put_scheduled_, kPutScheduled},
+          std::pair{&writer->anchor_, kAnchor}, std::pair{&writer->append_, kAppend},
+          std::pair{&writer->update_head_, kUpdateHead}, std::pair{&writer->unappend_, kUnappend},
+          std::pair{&writer->put_scheduled_, kPutScheduled},
           std::pair{&writer->remove_scheduled_, kRemoveScheduled},
           std::pair{&writer->begin_, std::string_view("BEGIN IMMEDIATE")},
           std::pair{&writer->commit_, std::string_view("COMMIT")}}) {
@@ -352,6 +374,7 @@ private:
           std::visit([&](const auto& op) { return apply(op.payload, now); }, request);
       if (!applied) {
         (void)db_.exec("ROLLBACK");
+        heads_.clear();  // some may name rows that were rolled back
         results.clear();
         return std::move(applied).error();
       }
@@ -359,6 +382,7 @@ private:
     }
     if (Result<void> committed = run(commit_); !committed) {
       (void)db_.exec("ROLLBACK");
+      heads_.clear();
       results.clear();
       return committed;
     }
@@ -370,21 +394,35 @@ private:
   Result<Applied> apply(const Save& save, const std::string& now) {
     const std::int64_t expected = save.expected_revision;
     const std::int64_t revision = expected + 1;
-    Statement& record = expected > 0 ? record_ : record_first_;
-    bind(record, save, now);
-    if (Result<void> recorded = run(record); !recorded) {
-      return recorded.error();
+    Result<std::optional<std::int64_t>> fast = append_known_head(save, now);
+    if (!fast) {
+      return fast.error();
     }
-    if (db_.changes() == 0) {
-      return conflict(save);
+    std::int64_t history_id = 0;
+    if (fast->has_value()) {
+      history_id = **fast;
+    } else {
+      Statement& record = expected > 0 ? record_ : record_first_;
+      bind(record, save, now);
+      if (Result<void> recorded = run(record); !recorded) {
+        return recorded.error();
+      }
+      if (db_.changes() == 0) {
+        heads_.erase(save.key);
+        return conflict(save);
+      }
+      history_id = db_.last_insert_rowid();
+      Statement& write = expected > 0 ? update_ : insert_;
+      bind(write, save, now);
+      write.bind_int64(11, history_id);
+      if (Result<void> written = run(write); !written) {
+        return written.error();
+      }
     }
-    const std::int64_t history_id = db_.last_insert_rowid();
-    Statement& write = expected > 0 ? update_ : insert_;
-    bind(write, save, now);
-    write.bind_int64(11, history_id);
-    if (Result<void> written = run(write); !written) {
-      return written.error();
+    if (heads_.size() >= kMaxHeads) {
+      heads_.clear();
     }
+    heads_.insert_or_assign(save.key, Head{.revision = revision, .history_id = history_id});
     if (revision % kAnchorEvery == 0) {
       anchor_.bind_text(1, save.key.system);
       anchor_.bind_text(2, save.key.name);
@@ -397,7 +435,44 @@ private:
     return Applied{revision};
   }
 
-  // Binds ?1 to ?10 of kRecordFirst, kRecord, kInsert and kUpdate.
+  // The fast path of a later save: when this writer knows the actor's row is at the expected
+  // revision with history id H, appends the new row (previous H) and updates the snapshot row
+  // only if it still has that revision and H. Returns the new row's id, or nullopt when the
+  // slow path must run: the head is unknown or stale (another process wrote the actor; the
+  // append is then taken back).
+  Result<std::optional<std::int64_t>> append_known_head(const Save& save, const std::string& now) {
+    if (save.expected_revision == 0) {
+      return std::optional<std::int64_t>();
+    }
+    const auto head = heads_.find(save.key);
+    if (head == heads_.end() || head->second.revision != save.expected_revision) {
+      return std::optional<std::int64_t>();
+    }
+    const std::int64_t previous = head->second.history_id;
+    bind(append_, save, now);
+    append_.bind_int64(11, previous);
+    if (Result<void> appended = run(append_); !appended) {
+      return appended.error();
+    }
+    const std::int64_t history_id = db_.last_insert_rowid();
+    bind(update_head_, save, now);
+    update_head_.bind_int64(11, previous);
+    update_head_.bind_int64(12, history_id);
+    if (Result<void> updated = run(update_head_); !updated) {
+      return updated.error();
+    }
+    if (db_.changes() == 1) {
+      return std::optional<std::int64_t>(history_id);
+    }
+    unappend_.bind_int64(1, history_id);
+    if (Result<void> taken_back = run(unappend_); !taken_back) {
+      return taken_back.error();
+    }
+    heads_.erase(head);
+    return std::optional<std::int64_t>();
+  }
+
+  // Binds ?1 to ?10 of kRecordFirst, kRecord, kInsert, kUpdate, kAppend and kUpdateHead.
   static void bind(Statement& statement, const Save& save, const std::string& now) {
     const Snapshot& snapshot = save.snapshot;
     statement.bind_text(1, save.key.system);
@@ -464,6 +539,23 @@ private:
   Statement insert_;
   Statement update_;
   Statement anchor_;
+  Statement append_;
+  Statement update_head_;
+  Statement unappend_;
+
+  /// An actor's snapshot row as this writer last wrote it.
+  struct Head {
+    std::int64_t revision = 0;
+    std::int64_t history_id = 0;
+  };
+
+  // Most actors the writer remembers; past that it forgets them all and relearns from saves.
+  static constexpr std::size_t kMaxHeads = std::size_t{1} << 16;
+
+  // The head of each actor this writer saved, including the open transaction's saves (cleared
+  // when one rolls back). Only a hint for the fast path: kUpdateHead checks it in the file, so a
+  // stale entry (another process saved the actor) costs a slow save, never a wrong one.
+  std::unordered_map<ActorKey, Head> heads_;
   Statement put_scheduled_;
   Statement remove_scheduled_;
   Statement begin_;

@@ -470,6 +470,39 @@ TEST_F(SqliteStoreTest, LoadsEveryRevisionOfInterleavedHistories) {
             "0");
 }
 
+// A writer remembers the history id of each actor it saved so that its next save need not read
+// the snapshot row first; the update still checks revision and id in the file. When another store
+// on the same file saved the actor meanwhile, the stale writer's save is a conflict that leaves
+// no history row behind, and its later saves (from the stored revision) go on.
+TEST_F(SqliteStoreTest, WriterWithStaleHeadConflictsAndLeavesNoHistory) {
+  auto first = open();
+  ASSERT_TRUE(run_task(first->save(key_, make_snapshot("a1"), 0)));
+  ASSERT_TRUE(run_task(first->save(key_, make_snapshot("a2"), 1)));
+  {
+    auto second = open();
+    ASSERT_TRUE(run_task(second->save(key_, make_snapshot("b3"), 2)));
+  }
+  Result<std::int64_t> stale = run_task(first->save(key_, make_snapshot("lost"), 2));
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(stale.error().message,
+            "save state of actor 'sys/counter': revision conflict (expected 2, stored 3)");
+  Result<std::int64_t> next = run_task(first->save(key_, make_snapshot("a4"), 3));
+  ASSERT_TRUE(next) << next.error().message;
+  EXPECT_EQ(*next, 4);
+  for (std::int64_t revision = 1; revision <= 4; ++revision) {
+    Result<std::optional<Snapshot>> loaded = run_task(first->load_revision(key_, revision));
+    ASSERT_TRUE(loaded && loaded->has_value()) << revision;
+    EXPECT_EQ((*loaded)->data, std::string(revision == 3 ? "b" : "a") + std::to_string(revision));
+  }
+  first.reset();
+
+  EXPECT_EQ(query(file_,
+                  "SELECT group_concat(revision || '=' || data, ',') FROM (SELECT revision, data "
+                  "FROM snapshot_history ORDER BY id)"),
+            "1=a1,2=a2,3=b3,4=a4");
+}
+
 // The compare-and-set is in the statements (append WHERE the snapshot row is at the expected
 // revision, or has none): a save that loses records nothing, changes nothing and names the stored
 // revision.
