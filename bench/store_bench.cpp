@@ -14,10 +14,14 @@
 // skipped. SQLite writes a file under --dir (default /var/tmp: a disk, not tmpfs).
 //
 //   spawn-store-bench [--seconds 5] [--concurrency 64] [--group-commit on|off|both]
-//                     [--loads 2000] [--load-concurrency C] [--actors A] [--dir /var/tmp]
+//                     [--saves N] [--loads 2000] [--load-concurrency C] [--actors A] [--dir
+//                     /var/tmp]
 //   spawn-store-bench --ceiling 64 [--seconds 2] [--dir /var/tmp]
 //
-// `--seconds 0` skips the write phase (loads only). Prints one line per store and mode:
+// `--seconds 0` skips the write phase (loads only). `--saves N` ends each writer after N saves (or
+// at `--seconds`, whichever comes first), so a run does a known number of saves: with callgrind,
+// (Ir of a run with more saves - Ir of one with fewer) / (difference in saves) is the CPU cost of
+// one save without start-up. Prints one line per store and mode:
 //   sqlite    on   W writes/s  L loads/s  load p50 P us  p99 Q us  failures F
 //
 // --ceiling B measures SQLite itself instead, with none of our code: one thread upserts rows of
@@ -58,6 +62,7 @@ struct Settings {
   std::string group_commit = "both";
   std::string dir = "/var/tmp";
   int ceiling_batch = 0;
+  long saves = 0;  // per writer; 0: no limit
 };
 
 bool sqlite_ok(sqlite3* db, int code, const char* what) {
@@ -185,9 +190,9 @@ statestore::Snapshot make_snapshot(int revision) {
 
 // One actor's writer: saves revision after revision until `deadline`; counts acknowledged saves.
 Task<void> write_loop(statestore::Store* store, statestore::ActorKey key,
-                      Clock::time_point deadline, long* writes, long* failures) {
+                      Clock::time_point deadline, long saves, long* writes, long* failures) {
   std::int64_t revision = 0;
-  while (Clock::now() < deadline) {
+  while ((saves == 0 || revision < saves) && Clock::now() < deadline) {
     Result<std::int64_t> saved =
         co_await store->save(key, make_snapshot(static_cast<int>(revision + 1)), revision);
     if (!saved) {
@@ -257,7 +262,7 @@ void run(const std::string& label, statestore::StoreConfig config, const Setting
     for (int i = 0; i < settings.concurrency; ++i) {
       asio::co_spawn(io,
                      write_loop(store->get(), {system, "actor-" + std::to_string(i)}, deadline,
-                                &writes, &failures),
+                                settings.saves, &writes, &failures),
                      asio::detached);
     }
     io.run();
@@ -295,11 +300,11 @@ void run(const std::string& label, statestore::StoreConfig config, const Setting
   }
   std::printf(
       "%-9s %-5s  %9.0f writes/s  %9.0f loads/s  load p50 %7.0f us  p99 %7.0f us  "
-      "failures %ld\n",
+      "failures %ld  saves %ld\n",
       label.c_str(), config.group_commit ? "on" : "off",
       write_seconds > 0 ? static_cast<double>(writes) / write_seconds : 0.0,
       load_seconds > 0 ? static_cast<double>(micros.size()) / load_seconds : 0.0,
-      percentile(micros, 0.5), percentile(micros, 0.99), failures);
+      percentile(micros, 0.5), percentile(micros, 0.99), failures, writes);
 }
 
 }  // namespace
@@ -323,6 +328,8 @@ int main(int argc, char** argv) {
       settings.group_commit = value;
     } else if (flag == "--dir") {
       settings.dir = value;
+    } else if (flag == "--saves") {
+      settings.saves = std::atol(value);
     } else if (flag == "--ceiling") {
       settings.ceiling_batch = std::atoi(value);
     } else {

@@ -74,6 +74,33 @@ Error data_loss(std::string message) {
 
 }  // namespace
 
+// How many IVs one RAND_bytes call draws: the call costs far more than the bytes (OpenSSL's
+// DRBG locks, reseeds when due and runs its update step around every request), so one call per
+// this many encryptions instead of one each.
+constexpr std::size_t kIvsPerDraw = 64;
+
+/// An encryption context and random bytes drawn ahead for its next IVs. Each IV is handed out
+/// once: the bytes live only here, and an encryptor belongs to one call at a time. IVs are
+/// written in clear beside the ciphertext, so drawing them early reveals nothing.
+struct Encryptor {
+  CtxPtr ctx;
+  std::array<unsigned char, kIvBytes * kIvsPerDraw> ivs{};
+  std::size_t used = kIvsPerDraw;
+
+  /// Writes the next fresh IV to `iv`; false when the random source fails.
+  bool next_iv(unsigned char* iv) {
+    if (used == kIvsPerDraw) {
+      if (RAND_bytes(ivs.data(), static_cast<int>(ivs.size())) != 1) {
+        return false;
+      }
+      used = 0;
+    }
+    std::memcpy(iv, ivs.data() + used * kIvBytes, kIvBytes);
+    ++used;
+    return true;
+  }
+};
+
 /// AES-256-GCM contexts set up with one key, one free list per direction. A context is taken for
 /// one call and given back after it; each call sets a fresh IV, which restarts GCM but keeps the
 /// key schedule. A context that failed is dropped, not reused.
@@ -86,17 +113,39 @@ public:
 
   ~Contexts() { OPENSSL_cleanse(key_.data(), key_.size()); }
 
-  /// A context for the direction `encrypt`, keyed, waiting for its IV; null when OpenSSL fails.
-  CtxPtr take(bool encrypt) {
-    {
-      const std::lock_guard lock(mutex_);
-      std::vector<CtxPtr>& free = encrypt ? encrypt_ : decrypt_;
-      if (!free.empty()) {
-        CtxPtr ctx = std::move(free.back());
-        free.pop_back();
-        return ctx;
-      }
+  /// An encryptor, keyed, waiting for its IV; null when OpenSSL fails.
+  std::unique_ptr<Encryptor> take_encryptor() {
+    if (std::unique_ptr<Encryptor> pooled = take_free(encryptors_)) {
+      return pooled;
     }
+    CtxPtr ctx = new_context(/*encrypt=*/true);
+    if (!ctx) {
+      return nullptr;
+    }
+    auto encryptor = std::make_unique<Encryptor>();
+    encryptor->ctx = std::move(ctx);
+    return encryptor;
+  }
+
+  /// A decryption context, keyed, waiting for its IV; null when OpenSSL fails.
+  CtxPtr take_decryptor() {
+    if (CtxPtr pooled = take_free(decryptors_)) {
+      return pooled;
+    }
+    return new_context(/*encrypt=*/false);
+  }
+
+  /// Give back what completed its call.
+  void give_back(std::unique_ptr<Encryptor> encryptor) {
+    give_back_free(encryptors_, std::move(encryptor));
+  }
+
+  void give_back(CtxPtr decryptor) { give_back_free(decryptors_, std::move(decryptor)); }
+
+private:
+  static constexpr std::size_t kMaxFree = 64;
+
+  CtxPtr new_context(bool encrypt) {
     CtxPtr ctx(EVP_CIPHER_CTX_new());
     const int enc = encrypt ? 1 : 0;
     if (!ctx || EVP_CipherInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr, enc) != 1
@@ -109,23 +158,30 @@ public:
     return ctx;
   }
 
-  /// Gives back a context that completed its call.
-  void give_back(bool encrypt, CtxPtr ctx) {
+  template <class Ptr>
+  Ptr take_free(std::vector<Ptr>& free) {
     const std::lock_guard lock(mutex_);
-    std::vector<CtxPtr>& free = encrypt ? encrypt_ : decrypt_;
+    if (free.empty()) {
+      return nullptr;
+    }
+    Ptr taken = std::move(free.back());
+    free.pop_back();
+    return taken;
+  }
+
+  template <class Ptr>
+  void give_back_free(std::vector<Ptr>& free, Ptr ptr) {
+    const std::lock_guard lock(mutex_);
     // More than this are only kept after a burst of calls from many threads at once.
     if (free.size() < kMaxFree) {
-      free.push_back(std::move(ctx));
+      free.push_back(std::move(ptr));
     }
   }
 
-private:
-  static constexpr std::size_t kMaxFree = 64;
-
   std::array<unsigned char, kKeyBytes> key_;
-  std::mutex mutex_;  // guards encrypt_ and decrypt_
-  std::vector<CtxPtr> encrypt_;
-  std::vector<CtxPtr> decrypt_;
+  std::mutex mutex_;  // guards encryptors_ and decryptors_
+  std::vector<std::unique_ptr<Encryptor>> encryptors_;
+  std::vector<CtxPtr> decryptors_;
 };
 
 Result<Cipher> Cipher::from_base64_key(std::string_view key_b64) {
@@ -166,22 +222,24 @@ std::string Cipher::encrypt(std::string_view plaintext) const {
   unsigned char* tag = iv + kIvBytes;
   unsigned char* out = tag + kGcmTagBytes;
 
-  if (RAND_bytes(iv, static_cast<int>(kIvBytes)) != 1) {
+  std::unique_ptr<Encryptor> encryptor = contexts_->take_encryptor();
+  if (!encryptor) {
+    die("AES-256-GCM setup");
+  }
+  if (!encryptor->next_iv(iv)) {
     die("RAND_bytes");
   }
-  CtxPtr ctx = contexts_->take(/*encrypt=*/true);
+  EVP_CIPHER_CTX* ctx = encryptor->ctx.get();
   int len = 0;
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, nullptr, iv) != 1
-      || EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytes(kGcmAad),
-                           static_cast<int>(kGcmAad.size()))
+  if (EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, iv) != 1
+      || EVP_EncryptUpdate(ctx, nullptr, &len, bytes(kGcmAad), static_cast<int>(kGcmAad.size()))
              != 1
-      || !update_all(EVP_EncryptUpdate, ctx.get(), out, plaintext)
-      || EVP_EncryptFinal_ex(ctx.get(), out + plaintext.size(), &len) != 1
-      || EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kGcmTagBytes), tag)
-             != 1) {
+      || !update_all(EVP_EncryptUpdate, ctx, out, plaintext)
+      || EVP_EncryptFinal_ex(ctx, out + plaintext.size(), &len) != 1
+      || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, static_cast<int>(kGcmTagBytes), tag) != 1) {
     die("AES-256-GCM encryption");
   }
-  contexts_->give_back(/*encrypt=*/true, std::move(ctx));
+  contexts_->give_back(std::move(encryptor));
   return blob;
 }
 
@@ -226,7 +284,7 @@ Result<std::string> Cipher::decrypt_gcm(std::string_view body) const {
   const std::string_view ciphertext = body.substr(kIvBytes + kGcmTagBytes);
   std::string plaintext(ciphertext.size(), '\0');
 
-  CtxPtr ctx = contexts_->take(/*encrypt=*/false);
+  CtxPtr ctx = contexts_->take_decryptor();
   int len = 0;
   if (!ctx || EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, nullptr, bytes(iv)) != 1
       || EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes(kGcmAad),
@@ -243,7 +301,7 @@ Result<std::string> Cipher::decrypt_gcm(std::string_view body) const {
     OPENSSL_cleanse(plaintext.data(), plaintext.size());
     return data_loss("authentication failed (state written under another SPAWN_STATESTORE_KEY?)");
   }
-  contexts_->give_back(/*encrypt=*/false, std::move(ctx));
+  contexts_->give_back(std::move(ctx));
   return plaintext;
 }
 

@@ -83,6 +83,9 @@ public:
   /// changed (rows changed by triggers not counted).
   [[nodiscard]] std::int64_t changes() const;
 
+  /// Returns the rowid of the row the last successful INSERT on this connection added.
+  [[nodiscard]] std::int64_t last_insert_rowid() const;
+
   /// Compiles `sql` into a reusable statement.
   Result<Statement> prepare(std::string_view sql);
 

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <span>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -68,6 +70,68 @@ constexpr const char* kMigrations[] = {
       );
       CREATE INDEX scheduled_invocations_due ON scheduled_invocations (due_ms, id);
     )sql",
+    // Version 3. `snapshot_history` replaces `historical_snapshots`: an append-only log of every
+    // revision as it was saved, the current one included, written once by the save that made it.
+    // Rows are keyed by `id` (the rowid), so a save appends at the end of the table instead of
+    // inserting into a per-actor place in an index (which dirtied about one page per save and
+    // cost more than the rest of the save). `previous` is the id of the same actor's row before
+    // it (NULL for its first), `snapshots.history_id` the id of its current revision, and
+    // `snapshot_history_anchors` the ids of every 64th revision: a revision is found by starting
+    // at the first anchor at or above it (else at the current revision) and following `previous`
+    // (at most 63 steps). Any set of anchors finds every revision, so their spacing may change.
+    // `saved_at` is when the revision was written (its `updated_at`); it stayed current until the
+    // next revision's `saved_at`. `data` comes last so that walking the chain reads no blob.
+    // Existing history is copied in actor and revision order (so each row's predecessor is the
+    // row before it); where a revision is in both tables the current row, which loads used, wins.
+    R"sql(
+      CREATE TABLE snapshot_history (
+        id        INTEGER PRIMARY KEY,
+        system    TEXT    NOT NULL,
+        actor     TEXT    NOT NULL,
+        revision  INTEGER NOT NULL,
+        previous  INTEGER,
+        status    TEXT    NOT NULL,
+        node      TEXT    NOT NULL,
+        tags      TEXT    NOT NULL,
+        data_type TEXT    NOT NULL,
+        has_state INTEGER NOT NULL,
+        saved_at  TEXT    NOT NULL,
+        data      BLOB
+      );
+      CREATE TABLE snapshot_history_anchors (
+        system   TEXT    NOT NULL,
+        actor    TEXT    NOT NULL,
+        revision INTEGER NOT NULL,
+        id       INTEGER NOT NULL,
+        PRIMARY KEY (system, actor, revision)
+      ) WITHOUT ROWID;
+      ALTER TABLE snapshots ADD COLUMN history_id INTEGER;
+      INSERT INTO snapshot_history (system, actor, revision, status, node, tags, data_type,
+                                    has_state, saved_at, data)
+      SELECT system, actor, revision, status, node, tags, data_type, has_state, saved_at, data
+      FROM (SELECT system, actor, revision, status, node, tags, data_type, has_state,
+                   updated_at AS saved_at, data
+            FROM snapshots
+            UNION ALL
+            SELECT system, actor, revision, status, node, tags, data_type, has_state,
+                   updated_at AS saved_at, data
+            FROM historical_snapshots AS h
+            WHERE NOT EXISTS (SELECT 1 FROM snapshots AS s WHERE s.system = h.system
+                              AND s.actor = h.actor AND s.revision = h.revision))
+      ORDER BY system, actor, revision;
+      UPDATE snapshot_history SET previous = id - 1
+      WHERE EXISTS (SELECT 1 FROM snapshot_history AS p WHERE p.id = snapshot_history.id - 1
+                    AND p.system = snapshot_history.system AND p.actor = snapshot_history.actor);
+      INSERT INTO snapshot_history_anchors (system, actor, revision, id)
+      SELECT system, actor, revision, id FROM snapshot_history WHERE revision % 64 = 0;
+      CREATE INDEX migrate_history ON snapshot_history (system, actor, revision);
+      UPDATE snapshots SET history_id = (SELECT id FROM snapshot_history AS h
+                                         WHERE h.system = snapshots.system
+                                         AND h.actor = snapshots.actor
+                                         AND h.revision = snapshots.revision);
+      DROP INDEX migrate_history;
+      DROP TABLE historical_snapshots;
+    )sql",
 };
 
 static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion,
@@ -79,32 +143,64 @@ constexpr const char* kReaderMmap = "PRAGMA mmap_size = 1073741824";
 // The most loads a reader serves in one read transaction; its callers are resumed after the last.
 constexpr std::size_t kMaxReadBatch = 64;
 
-// A save is a compare-and-set in at most two statements, each of which also checks the revision:
-// a first save inserts unless a row exists, a later one archives the current row only if it still
-// has the expected revision and then replaces it. When the guarded statement changed no row the
-// save lost the race; only then is the stored revision read, for the error message.
+// A save appends its revision to `snapshot_history` and then writes `snapshots`, all statements
+// binding the same parameters (?1 to ?10, plus the new history row's id as ?11 for the second).
+// The append is the compare-and-set: a first save appends only while the actor has no snapshot
+// row, a later one only while its row still has the expected revision (?10), taking that row's
+// history id as the new row's `previous`. When the append added no row the save lost the race;
+// only then is the stored revision read, for the error message.
 constexpr std::string_view kSelectRevision =
     "SELECT revision FROM snapshots WHERE system = ?1 AND actor = ?2";
 
-constexpr std::string_view kInsert = R"sql(
-  INSERT INTO snapshots (system, actor, status, node, revision, tags, data_type, data, has_state,
-                         inserted_at, updated_at)
-  VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?9)
-  ON CONFLICT (system, actor) DO NOTHING
+constexpr std::string_view kRecordFirst = R"sql(
+  INSERT INTO snapshot_history (system, actor, revision, previous, status, node, tags, data_type,
+                                has_state, saved_at, data)
+  SELECT ?1, ?2, ?10 + 1, NULL, ?3, ?4, ?5, ?6, ?8, ?9, ?7
+  WHERE NOT EXISTS (SELECT 1 FROM snapshots WHERE system = ?1 AND actor = ?2)
 )sql";
 
-constexpr std::string_view kArchive = R"sql(
-  INSERT INTO historical_snapshots (system, actor, revision, status, node, tags, data_type, data,
-                                    has_state, inserted_at, updated_at, valid_from, valid_to)
-  SELECT system, actor, revision, status, node, tags, data_type, data,
-         has_state, inserted_at, updated_at, updated_at, ?3
-  FROM snapshots WHERE system = ?1 AND actor = ?2 AND revision = ?4
+constexpr std::string_view kRecord = R"sql(
+  INSERT INTO snapshot_history (system, actor, revision, previous, status, node, tags, data_type,
+                                has_state, saved_at, data)
+  SELECT ?1, ?2, ?10 + 1, history_id, ?3, ?4, ?5, ?6, ?8, ?9, ?7
+  FROM snapshots WHERE system = ?1 AND actor = ?2 AND revision = ?10
+)sql";
+
+constexpr std::string_view kInsert = R"sql(
+  INSERT INTO snapshots (system, actor, status, node, revision, tags, data_type, data, has_state,
+                         inserted_at, updated_at, history_id)
+  VALUES (?1, ?2, ?3, ?4, ?10 + 1, ?5, ?6, ?7, ?8, ?9, ?9, ?11)
 )sql";
 
 constexpr std::string_view kUpdate = R"sql(
   UPDATE snapshots SET status = ?3, node = ?4, revision = ?10 + 1, tags = ?5, data_type = ?6,
-                       data = ?7, has_state = ?8, updated_at = ?9
+                       data = ?7, has_state = ?8, updated_at = ?9, history_id = ?11
   WHERE system = ?1 AND actor = ?2 AND revision = ?10
+)sql";
+
+// The fast path of a later save, when the writer knows the actor's current history id (?11, see
+// Writer::heads_): the append takes it as `previous` without reading `snapshots`, and the update
+// is the compare-and-set, on the revision and that history id both (?12 the new row's id).
+constexpr std::string_view kAppend = R"sql(
+  INSERT INTO snapshot_history (system, actor, revision, previous, status, node, tags, data_type,
+                                has_state, saved_at, data)
+  VALUES (?1, ?2, ?10 + 1, ?11, ?3, ?4, ?5, ?6, ?8, ?9, ?7)
+)sql";
+
+constexpr std::string_view kUpdateHead = R"sql(
+  UPDATE snapshots SET status = ?3, node = ?4, revision = ?10 + 1, tags = ?5, data_type = ?6,
+                       data = ?7, has_state = ?8, updated_at = ?9, history_id = ?12
+  WHERE system = ?1 AND actor = ?2 AND revision = ?10 AND history_id = ?11
+)sql";
+
+// Takes back a fast-path append whose update found the row changed by another process.
+constexpr std::string_view kUnappend = "DELETE FROM snapshot_history WHERE id = ?1";
+
+// Every kAnchorEvery-th revision gets an anchor (migration 3 placed them at the same spacing).
+constexpr std::int64_t kAnchorEvery = 64;
+
+constexpr std::string_view kAnchor = R"sql(
+  INSERT INTO snapshot_history_anchors (system, actor, revision, id) VALUES (?1, ?2, ?3, ?4)
 )sql";
 
 constexpr std::string_view kLoad = R"sql(
@@ -112,15 +208,22 @@ constexpr std::string_view kLoad = R"sql(
   FROM snapshots WHERE system = ?1 AND actor = ?2
 )sql";
 
-// One statement, so the current and historical tables are read in one consistent snapshot even
-// while the writer moves this revision from one to the other.
+// Starts at the first anchor at or above the revision (else at the current revision) and follows
+// `previous` down to it: at most kAnchorEvery rows, read by id. One statement, so it reads one
+// consistent snapshot of the file even while the writer appends.
 constexpr std::string_view kLoadRevision = R"sql(
-  SELECT revision, status, node, tags, data_type, data, has_state
-  FROM snapshots WHERE system = ?1 AND actor = ?2 AND revision = ?3
-  UNION ALL
-  SELECT revision, status, node, tags, data_type, data, has_state
-  FROM historical_snapshots WHERE system = ?1 AND actor = ?2 AND revision = ?3
-  LIMIT 1
+  WITH RECURSIVE walk (id, revision, previous) AS (
+    SELECT id, revision, previous FROM snapshot_history
+    WHERE id = coalesce((SELECT id FROM snapshot_history_anchors
+                         WHERE system = ?1 AND actor = ?2 AND revision >= ?3
+                         ORDER BY revision LIMIT 1),
+                        (SELECT history_id FROM snapshots WHERE system = ?1 AND actor = ?2))
+    UNION ALL
+    SELECT h.id, h.revision, h.previous FROM walk JOIN snapshot_history AS h ON h.id = walk.previous
+    WHERE walk.revision > ?3
+  )
+  SELECT h.revision, h.status, h.node, h.tags, h.data_type, h.data, h.has_state
+  FROM walk JOIN snapshot_history AS h ON h.id = walk.id WHERE walk.revision = ?3 LIMIT 1
 )sql";
 
 // Same id again replaces the whole row; inserted_at records when this version was written.
@@ -202,8 +305,11 @@ public:
     std::unique_ptr<Writer> writer(new Writer(std::move(db)));
     for (auto [statement, sql] :
          {std::pair{&writer->select_revision_, kSelectRevision},
-          std::pair{&writer->insert_, kInsert}, std::pair{&writer->archive_, kArchive},
-          std::pair{&writer->update_, kUpdate}, std::pair{&writer->put_scheduled_, kPutScheduled},
+          std::pair{&writer->record_first_, kRecordFirst}, std::pair{&writer->record_, kRecord},
+          std::pair{&writer->insert_, kInsert}, std::pair{&writer->update_, kUpdate},
+          std::pair{&writer->anchor_, kAnchor}, std::pair{&writer->append_, kAppend},
+          std::pair{&writer->update_head_, kUpdateHead}, std::pair{&writer->unappend_, kUnappend},
+          std::pair{&writer->put_scheduled_, kPutScheduled},
           std::pair{&writer->remove_scheduled_, kRemoveScheduled},
           std::pair{&writer->begin_, std::string_view("BEGIN IMMEDIATE")},
           std::pair{&writer->commit_, std::string_view("COMMIT")}}) {
@@ -268,6 +374,7 @@ private:
           std::visit([&](const auto& op) { return apply(op.payload, now); }, request);
       if (!applied) {
         (void)db_.exec("ROLLBACK");
+        heads_.clear();  // some may name rows that were rolled back
         results.clear();
         return std::move(applied).error();
       }
@@ -275,6 +382,7 @@ private:
     }
     if (Result<void> committed = run(commit_); !committed) {
       (void)db_.exec("ROLLBACK");
+      heads_.clear();
       results.clear();
       return committed;
     }
@@ -284,49 +392,104 @@ private:
   // Compare-and-set of one save, inside the open transaction: it sees the writes of the saves
   // before it in the batch, so the first of two saves at the same revision wins.
   Result<Applied> apply(const Save& save, const std::string& now) {
-    const ActorKey& key = save.key;
     const std::int64_t expected = save.expected_revision;
-    if (expected > 0) {
-      archive_.bind_text(1, key.system);
-      archive_.bind_text(2, key.name);
-      archive_.bind_text(3, now);
-      archive_.bind_int64(4, expected);
-      if (Result<void> archived = run(archive_); !archived) {
-        return archived.error();
+    const std::int64_t revision = expected + 1;
+    Result<std::optional<std::int64_t>> fast = append_known_head(save, now);
+    if (!fast) {
+      return fast.error();
+    }
+    std::int64_t history_id = 0;
+    if (fast->has_value()) {
+      history_id = **fast;
+    } else {
+      Statement& record = expected > 0 ? record_ : record_first_;
+      bind(record, save, now);
+      if (Result<void> recorded = run(record); !recorded) {
+        return recorded.error();
       }
       if (db_.changes() == 0) {
+        heads_.erase(save.key);
         return conflict(save);
       }
+      history_id = db_.last_insert_rowid();
+      Statement& write = expected > 0 ? update_ : insert_;
+      bind(write, save, now);
+      write.bind_int64(11, history_id);
+      if (Result<void> written = run(write); !written) {
+        return written.error();
+      }
     }
-    // The first save inserts (nothing when a row exists); a later one replaces the row whose
-    // revision was just archived. Both bind the same values.
-    Statement& write = expected > 0 ? update_ : insert_;
+    if (heads_.size() >= kMaxHeads) {
+      heads_.clear();
+    }
+    heads_.insert_or_assign(save.key, Head{.revision = revision, .history_id = history_id});
+    if (revision % kAnchorEvery == 0) {
+      anchor_.bind_text(1, save.key.system);
+      anchor_.bind_text(2, save.key.name);
+      anchor_.bind_int64(3, revision);
+      anchor_.bind_int64(4, history_id);
+      if (Result<void> anchored = run(anchor_); !anchored) {
+        return anchored.error();
+      }
+    }
+    return Applied{revision};
+  }
+
+  // The fast path of a later save: when this writer knows the actor's row is at the expected
+  // revision with history id H, appends the new row (previous H) and updates the snapshot row
+  // only if it still has that revision and H. Returns the new row's id, or nullopt when the
+  // slow path must run: the head is unknown or stale (another process wrote the actor; the
+  // append is then taken back).
+  Result<std::optional<std::int64_t>> append_known_head(const Save& save, const std::string& now) {
+    if (save.expected_revision == 0) {
+      return std::optional<std::int64_t>();
+    }
+    const auto head = heads_.find(save.key);
+    if (head == heads_.end() || head->second.revision != save.expected_revision) {
+      return std::optional<std::int64_t>();
+    }
+    const std::int64_t previous = head->second.history_id;
+    bind(append_, save, now);
+    append_.bind_int64(11, previous);
+    if (Result<void> appended = run(append_); !appended) {
+      return appended.error();
+    }
+    const std::int64_t history_id = db_.last_insert_rowid();
+    bind(update_head_, save, now);
+    update_head_.bind_int64(11, previous);
+    update_head_.bind_int64(12, history_id);
+    if (Result<void> updated = run(update_head_); !updated) {
+      return updated.error();
+    }
+    if (db_.changes() == 1) {
+      return std::optional<std::int64_t>(history_id);
+    }
+    unappend_.bind_int64(1, history_id);
+    if (Result<void> taken_back = run(unappend_); !taken_back) {
+      return taken_back.error();
+    }
+    heads_.erase(head);
+    return std::optional<std::int64_t>();
+  }
+
+  // Binds ?1 to ?10 of kRecordFirst, kRecord, kInsert, kUpdate, kAppend and kUpdateHead.
+  static void bind(Statement& statement, const Save& save, const std::string& now) {
     const Snapshot& snapshot = save.snapshot;
-    write.bind_text(1, key.system);
-    write.bind_text(2, key.name);
-    write.bind_text(3, status_text(snapshot.status));
-    write.bind_text(4, snapshot.node);
-    write.bind_text(5, save.tags_json);
+    statement.bind_text(1, save.key.system);
+    statement.bind_text(2, save.key.name);
+    statement.bind_text(3, status_text(snapshot.status));
+    statement.bind_text(4, snapshot.node);
+    statement.bind_text(5, save.tags_json);
     if (snapshot.has_state) {
-      write.bind_text(6, snapshot.type_url);
-      write.bind_blob(7, snapshot.data);
+      statement.bind_text(6, snapshot.type_url);
+      statement.bind_blob(7, snapshot.data);
     } else {
-      write.bind_text(6, "");
-      write.bind_null(7);
+      statement.bind_text(6, "");
+      statement.bind_null(7);
     }
-    write.bind_int64(8, snapshot.has_state ? 1 : 0);
-    write.bind_text(9, now);
-    if (expected > 0) {
-      write.bind_int64(10, expected);
-    }
-    if (Result<void> written = run(write); !written) {
-      return written.error();
-    }
-    if (db_.changes() == 0) {
-      // Only a first save can get here (an update follows its archive of the same row).
-      return conflict(save);
-    }
-    return Applied{expected + 1};
+    statement.bind_int64(8, snapshot.has_state ? 1 : 0);
+    statement.bind_text(9, now);
+    statement.bind_int64(10, save.expected_revision);
   }
 
   // The outcome of a save whose expected revision is not the stored one.
@@ -371,9 +534,28 @@ private:
   // db_ first: statements are finalized before their connection closes.
   Connection db_;
   Statement select_revision_;
+  Statement record_first_;
+  Statement record_;
   Statement insert_;
-  Statement archive_;
   Statement update_;
+  Statement anchor_;
+  Statement append_;
+  Statement update_head_;
+  Statement unappend_;
+
+  /// An actor's snapshot row as this writer last wrote it.
+  struct Head {
+    std::int64_t revision = 0;
+    std::int64_t history_id = 0;
+  };
+
+  // Most actors the writer remembers; past that it forgets them all and relearns from saves.
+  static constexpr std::size_t kMaxHeads = std::size_t{1} << 16;
+
+  // The head of each actor this writer saved, including the open transaction's saves (cleared
+  // when one rolls back). Only a hint for the fast path: kUpdateHead checks it in the file, so a
+  // stale entry (another process saved the actor) costs a slow save, never a wrong one.
+  std::unordered_map<ActorKey, Head> heads_;
   Statement put_scheduled_;
   Statement remove_scheduled_;
   Statement begin_;

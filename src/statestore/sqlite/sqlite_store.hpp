@@ -33,9 +33,9 @@ struct Options {
 
 /// A `Store` in one SQLite file: the embedded default, zero set-up (src/statestore/README.md).
 ///
-/// The file holds `snapshots` (the current revision of each actor), `historical_snapshots`
-/// (every superseded revision) and `scheduled_invocations`. Writes (saves, puts and removes of
-/// scheduled invocations) go to one writer thread that commits whatever is queued as one
+/// The file holds `snapshots` (the current revision of each actor), `snapshot_history` (every
+/// revision saved, the current one included) and `scheduled_invocations`. Writes (saves, puts and
+/// removes of scheduled invocations) go to one writer thread that commits whatever is queued as one
 /// transaction (group commit) in WAL mode with synchronous=FULL, so a completed write has been
 /// committed and fsynced. Reads run on a small pool of reader threads with their
 /// own connections. Callers never block beyond taking a mutex briefly: every method suspends
@@ -47,7 +47,7 @@ struct Options {
 class SqliteStore final : public Store {
 public:
   /// The schema version this build creates and reads (table `schema_version`).
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   /// Opens `file`, creating it, its parent directories and the schema when missing, and
   /// upgrading an older schema. Fails with kUnavailable when the file cannot be created or

@@ -1,7 +1,9 @@
 #include "statestore/cipher.hpp"
 
 #include <memory>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -79,6 +81,31 @@ TEST_F(CipherTest, EncryptsUnderAFreshIvEachTime) {
   const std::string second = cipher_.encrypt("same");
   EXPECT_NE(first.substr(12, 16), second.substr(12, 16));
   EXPECT_NE(first, second);
+}
+
+// IVs are drawn from the random source in batches, one batch per pooled context: however the
+// calls spread over threads and contexts, no IV is handed out twice.
+TEST_F(CipherTest, NeverRepeatsAnIvAcrossThreadsAndBatches) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 1000;  // many batches per context
+  std::vector<std::vector<std::string>> ivs(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([this, &ivs, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string blob = cipher_.encrypt("same");
+        ivs[t].push_back(blob.substr(12, 16));
+      }
+    });
+  }
+  for (std::thread& thread : threads) {
+    thread.join();
+  }
+  std::set<std::string> distinct;
+  for (const std::vector<std::string>& of_thread : ivs) {
+    distinct.insert(of_thread.begin(), of_thread.end());
+  }
+  EXPECT_EQ(distinct.size(), std::size_t{kThreads * kPerThread});
 }
 
 TEST_F(CipherTest, RejectsBlobWrittenUnderAnotherKey) {

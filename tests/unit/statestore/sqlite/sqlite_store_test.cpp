@@ -166,10 +166,130 @@ TEST_F(SqliteStoreTest, UpgradesVersionOneFileInPlace) {
   EXPECT_EQ(*saved, 3);
   store.reset();
 
-  EXPECT_EQ(query(file_, "SELECT group_concat(version) FROM schema_version"), "1,2");
+  EXPECT_EQ(query(file_, "SELECT group_concat(version) FROM schema_version"), "1,2,3");
   EXPECT_EQ(query(file_, "SELECT id FROM scheduled_invocations"), "after-upgrade");
   { auto reopened = open(); }
-  EXPECT_EQ(query(file_, "SELECT count(*) FROM schema_version"), "2");
+  EXPECT_EQ(query(file_, "SELECT count(*) FROM schema_version"), "3");
+}
+
+// What a file written by the release with schema version 2 holds: version 1's tables (one actor
+// at revision 3 with revisions 1 and 2 in `historical_snapshots`, another never saved again) plus
+// the scheduled invocations.
+constexpr const char* kVersionTwoDatabase = R"sql(
+  PRAGMA journal_mode = WAL;
+  CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL);
+  INSERT INTO schema_version VALUES (1, '2024-01-01T00:00:00.000Z');
+  INSERT INTO schema_version VALUES (2, '2024-02-01T00:00:00.000Z');
+  CREATE TABLE snapshots (
+    system TEXT NOT NULL, actor TEXT NOT NULL, status TEXT NOT NULL, node TEXT NOT NULL,
+    revision INTEGER NOT NULL, tags TEXT NOT NULL, data_type TEXT NOT NULL, data BLOB,
+    has_state INTEGER NOT NULL, inserted_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY (system, actor));
+  CREATE TABLE historical_snapshots (
+    system TEXT NOT NULL, actor TEXT NOT NULL, revision INTEGER NOT NULL, status TEXT NOT NULL,
+    node TEXT NOT NULL, tags TEXT NOT NULL, data_type TEXT NOT NULL, data BLOB,
+    has_state INTEGER NOT NULL, inserted_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    valid_from TEXT NOT NULL, valid_to TEXT NOT NULL, PRIMARY KEY (system, actor, revision));
+  CREATE TABLE scheduled_invocations (
+    id TEXT NOT NULL PRIMARY KEY, due_ms INTEGER NOT NULL, system TEXT NOT NULL,
+    actor TEXT NOT NULL, request BLOB NOT NULL, inserted_at TEXT NOT NULL);
+  CREATE INDEX scheduled_invocations_due ON scheduled_invocations (due_ms, id);
+  INSERT INTO snapshots VALUES ('sys', 'counter', 'ACTIVATED', 'node-3', 3, '{"owner":"carol"}',
+    'type.googleapis.com/example.Counter', X'7633', 1, '2024-01-01T00:00:00.000Z',
+    '2024-01-01T00:00:03.000Z');
+  INSERT INTO snapshots VALUES ('sys', 'empty', 'DEACTIVATED', 'node-1', 1, '{}', '', NULL, 0,
+    '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z');
+  INSERT INTO historical_snapshots VALUES ('sys', 'counter', 1, 'ACTIVATED', 'node-1',
+    '{"owner":"alice"}', 'type.googleapis.com/example.Counter', X'7631', 1,
+    '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:01.000Z', '2024-01-01T00:00:01.000Z',
+    '2024-01-01T00:00:02.000Z');
+  INSERT INTO historical_snapshots VALUES ('sys', 'counter', 2, 'DEACTIVATED', 'node-2',
+    '{"owner":"bob"}', 'type.googleapis.com/example.Counter', X'7632', 1,
+    '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:02.000Z', '2024-01-01T00:00:02.000Z',
+    '2024-01-01T00:00:03.000Z');
+  INSERT INTO scheduled_invocations VALUES ('kept', 5, 'sys', 'counter', X'72', '2024-02-01');
+  INSERT INTO snapshots VALUES ('sys', 'long', 'ACTIVATED', 'n', 150, '{}', 't', 'r150', 1,
+    '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z');
+  INSERT INTO historical_snapshots
+  WITH RECURSIVE r (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 149)
+  SELECT 'sys', 'long', n, 'ACTIVATED', 'n', '{}', 't', 'r' || n, 1, '2024-01-01T00:00:00.000Z',
+    '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z' FROM r;
+)sql";
+
+// Version 3 moves the history into `snapshot_history`, which also holds the current revisions:
+// every revision of a version-2 file is still loadable, with all its fields, and saving goes on
+// from the stored revision.
+TEST_F(SqliteStoreTest, UpgradesVersionTwoFileKeepingItsHistory) {
+  std::filesystem::create_directories(file_.parent_path());
+  exec(file_, kVersionTwoDatabase);
+
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+
+  struct Expected {
+    std::int64_t revision;
+    ActorStatus status;
+    std::string node;
+    std::string owner;
+    std::string data;
+  };
+
+  const Expected revisions[] = {{1, ActorStatus::kActivated, "node-1", "alice", "v1"},
+                                {2, ActorStatus::kDeactivated, "node-2", "bob", "v2"},
+                                {3, ActorStatus::kActivated, "node-3", "carol", "v3"}};
+  for (const Expected& want : revisions) {
+    Result<std::optional<Snapshot>> loaded = run_task(store->load_revision(key_, want.revision));
+    ASSERT_TRUE(loaded && loaded->has_value()) << want.revision;
+    const Snapshot& got = **loaded;
+    EXPECT_EQ(got.revision, want.revision);
+    EXPECT_EQ(got.status, want.status);
+    EXPECT_EQ(got.node, want.node);
+    EXPECT_EQ(got.tags.at("owner"), want.owner);
+    EXPECT_TRUE(got.has_state);
+    EXPECT_EQ(got.type_url, "type.googleapis.com/example.Counter");
+    EXPECT_EQ(got.data, want.data);
+  }
+  Result<std::optional<Snapshot>> missing = run_task(store->load_revision(key_, 4));
+  ASSERT_TRUE(missing);
+  EXPECT_FALSE(missing->has_value());
+  Result<std::optional<Snapshot>> empty = run_task(store->load_revision({"sys", "empty"}, 1));
+  ASSERT_TRUE(empty && empty->has_value());
+  EXPECT_FALSE((*empty)->has_state);
+  EXPECT_EQ((*empty)->status, ActorStatus::kDeactivated);
+
+  // An actor with a long history (more than two anchors' spacing): every revision is found.
+  const ActorKey long_key{"sys", "long"};
+  for (std::int64_t revision = 1; revision <= 150; ++revision) {
+    Result<std::optional<Snapshot>> loaded = run_task(store->load_revision(long_key, revision));
+    ASSERT_TRUE(loaded && loaded->has_value()) << revision;
+    EXPECT_EQ((*loaded)->revision, revision);
+    EXPECT_EQ((*loaded)->data, "r" + std::to_string(revision));
+  }
+  ASSERT_TRUE(run_task(store->save(long_key, make_snapshot("r151"), 150)));
+  Result<std::optional<Snapshot>> after = run_task(store->load_revision(long_key, 100));
+  ASSERT_TRUE(after && after->has_value());
+  EXPECT_EQ((*after)->data, "r100");
+
+  Result<std::int64_t> stale = run_task(store->save(key_, make_snapshot("lost"), 2));
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, ErrorCode::kConflict);
+  Result<std::int64_t> saved = run_task(store->save(key_, make_snapshot("v4"), 3));
+  ASSERT_TRUE(saved) << saved.error().message;
+  EXPECT_EQ(*saved, 4);
+  Result<std::optional<Snapshot>> third = run_task(store->load_revision(key_, 3));
+  ASSERT_TRUE(third && third->has_value());
+  EXPECT_EQ((*third)->data, "v3");
+  store.reset();
+
+  EXPECT_EQ(query(file_, "SELECT group_concat(version) FROM schema_version"), "1,2,3");
+  EXPECT_EQ(query(file_, "SELECT count(*) FROM sqlite_master WHERE name = 'historical_snapshots'"),
+            "0");
+  EXPECT_EQ(query(file_,
+                  "SELECT group_concat(saved_at, ' ') FROM (SELECT saved_at FROM snapshot_history "
+                  "WHERE actor = 'counter' ORDER BY revision)"),
+            "2024-01-01T00:00:01.000Z 2024-01-01T00:00:02.000Z 2024-01-01T00:00:03.000Z "
+                + query(file_, "SELECT updated_at FROM snapshots WHERE actor = 'counter'"));
+  EXPECT_EQ(query(file_, "SELECT id FROM scheduled_invocations"), "kept");
 }
 
 TEST_F(SqliteStoreTest, DueScheduledScansTheDueIndexWithoutSorting) {
@@ -296,19 +416,97 @@ TEST_F(SqliteStoreTest, KeepsSupersededRevisionsInHistory) {
   store.reset();
 
   EXPECT_EQ(query(file_, "SELECT count(*) FROM snapshots"), "1");
+  // Every revision saved is in the history, the current one included, each with its own data.
   EXPECT_EQ(query(file_,
-                  "SELECT group_concat(revision) FROM (SELECT revision FROM "
-                  "historical_snapshots ORDER BY revision)"),
-            "1,2");
-  EXPECT_EQ(query(file_, "SELECT count(*) FROM historical_snapshots WHERE valid_to >= valid_from"),
-            "2");
+                  "SELECT group_concat(revision || '=' || data, ',') FROM (SELECT revision, data "
+                  "FROM snapshot_history ORDER BY revision)"),
+            "1=v1,2=v2,3=v3");
+  EXPECT_EQ(query(file_,
+                  "SELECT count(*) FROM snapshot_history h JOIN snapshots s USING "
+                  "(system, actor, revision) WHERE h.saved_at = s.updated_at"),
+            "1");
   EXPECT_EQ(query(file_, "SELECT tags FROM snapshots"), R"({"owner":"alice"})");
   EXPECT_EQ(query(file_, "SELECT status FROM snapshots"), "ACTIVATED");
 }
 
-// The compare-and-set is in the statements (archive and update WHERE revision = expected): a save
-// that loses archives nothing, changes nothing and names the stored revision.
-TEST_F(SqliteStoreTest, ConflictingSavesNameTheStoredRevisionAndArchiveNothing) {
+// The history is a log with a chain per actor and an anchor every 64 revisions: with two actors'
+// saves interleaved, every revision of each is found (from below, at and above an anchor, the
+// current one), and revisions never saved are not.
+TEST_F(SqliteStoreTest, LoadsEveryRevisionOfInterleavedHistories) {
+  auto store = open();
+  const ActorKey other{"sys", "other"};
+  constexpr int kRevisions = 200;
+  for (int revision = 1; revision <= kRevisions; ++revision) {
+    for (const ActorKey& key : {key_, other}) {
+      Result<std::int64_t> saved = run_task(
+          store->save(key, make_snapshot(key.name + std::to_string(revision)), revision - 1));
+      ASSERT_TRUE(saved) << saved.error().message;
+    }
+  }
+  for (const ActorKey& key : {key_, other}) {
+    for (int revision = 1; revision <= kRevisions; ++revision) {
+      Result<std::optional<Snapshot>> loaded = run_task(store->load_revision(key, revision));
+      ASSERT_TRUE(loaded && loaded->has_value()) << key.name << " " << revision;
+      EXPECT_EQ((*loaded)->revision, revision);
+      EXPECT_EQ((*loaded)->data, key.name + std::to_string(revision));
+    }
+    Result<std::optional<Snapshot>> beyond = run_task(store->load_revision(key, kRevisions + 1));
+    ASSERT_TRUE(beyond);
+    EXPECT_FALSE(beyond->has_value());
+  }
+  Result<std::optional<Snapshot>> nobody = run_task(store->load_revision({"sys", "nobody"}, 1));
+  ASSERT_TRUE(nobody);
+  EXPECT_FALSE(nobody->has_value());
+  store.reset();
+
+  EXPECT_EQ(query(file_,
+                  "SELECT group_concat(revision) FROM (SELECT revision FROM "
+                  "snapshot_history_anchors WHERE actor = 'counter' ORDER BY revision)"),
+            "64,128,192");
+  // Saves append to the log: no index on it puts each row into a per-actor place.
+  EXPECT_EQ(query(file_,
+                  "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
+                  "AND tbl_name = 'snapshot_history'"),
+            "0");
+}
+
+// A writer remembers the history id of each actor it saved so that its next save need not read
+// the snapshot row first; the update still checks revision and id in the file. When another store
+// on the same file saved the actor meanwhile, the stale writer's save is a conflict that leaves
+// no history row behind, and its later saves (from the stored revision) go on.
+TEST_F(SqliteStoreTest, WriterWithStaleHeadConflictsAndLeavesNoHistory) {
+  auto first = open();
+  ASSERT_TRUE(run_task(first->save(key_, make_snapshot("a1"), 0)));
+  ASSERT_TRUE(run_task(first->save(key_, make_snapshot("a2"), 1)));
+  {
+    auto second = open();
+    ASSERT_TRUE(run_task(second->save(key_, make_snapshot("b3"), 2)));
+  }
+  Result<std::int64_t> stale = run_task(first->save(key_, make_snapshot("lost"), 2));
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(stale.error().message,
+            "save state of actor 'sys/counter': revision conflict (expected 2, stored 3)");
+  Result<std::int64_t> next = run_task(first->save(key_, make_snapshot("a4"), 3));
+  ASSERT_TRUE(next) << next.error().message;
+  EXPECT_EQ(*next, 4);
+  for (std::int64_t revision = 1; revision <= 4; ++revision) {
+    Result<std::optional<Snapshot>> loaded = run_task(first->load_revision(key_, revision));
+    ASSERT_TRUE(loaded && loaded->has_value()) << revision;
+    EXPECT_EQ((*loaded)->data, std::string(revision == 3 ? "b" : "a") + std::to_string(revision));
+  }
+  first.reset();
+
+  EXPECT_EQ(query(file_,
+                  "SELECT group_concat(revision || '=' || data, ',') FROM (SELECT revision, data "
+                  "FROM snapshot_history ORDER BY id)"),
+            "1=a1,2=a2,3=b3,4=a4");
+}
+
+// The compare-and-set is in the statements (append WHERE the snapshot row is at the expected
+// revision, or has none): a save that loses records nothing, changes nothing and names the stored
+// revision.
+TEST_F(SqliteStoreTest, ConflictingSavesNameTheStoredRevisionAndRecordNothing) {
   auto store = open();
   ASSERT_TRUE(run_task(store->save(key_, make_snapshot("v1"), 0)));
   ASSERT_TRUE(run_task(store->save(key_, make_snapshot("v2"), 1)));
@@ -331,9 +529,9 @@ TEST_F(SqliteStoreTest, ConflictingSavesNameTheStoredRevisionAndArchiveNothing) 
   EXPECT_EQ(query(file_, "SELECT count(*) FROM snapshots"), "1");
   EXPECT_EQ(query(file_, "SELECT revision FROM snapshots"), "3");
   EXPECT_EQ(query(file_,
-                  "SELECT group_concat(revision) FROM (SELECT revision FROM "
-                  "historical_snapshots ORDER BY revision)"),
-            "1,2");
+                  "SELECT group_concat(revision || '=' || data, ',') FROM (SELECT revision, data "
+                  "FROM snapshot_history ORDER BY revision)"),
+            "1=v1,2=v2,3=v3");
 }
 
 // Loads queued together are served as one batch and their callers resumed per executor: callers
