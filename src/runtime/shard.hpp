@@ -96,9 +96,12 @@ public:
 
   /// Runs `request` on the actor `instance` whose definition is registered under `registered`
   /// (the same key except for pool instances) and returns what it produced. Fails at once with
-  /// kNotFound for an unknown system, actor or action. Suspends; completes on this shard.
-  Task<Result<Outcome>> invoke(statestore::ActorKey registered, statestore::ActorKey instance,
-                               protocol::pb::InvocationRequest request);
+  /// kNotFound for an unknown system, actor or action. Suspends; completes on this shard. The
+  /// arguments stay the caller's and must live until it completes (an awaiting caller's frame
+  /// does); `request` is left as it was.
+  Task<Result<Outcome>> invoke(const statestore::ActorKey& registered,
+                               const statestore::ActorKey& instance,
+                               protocol::pb::InvocationRequest& request);
 
   /// Queues `request` like invoke() and returns once it is in the mailbox, which is the ordering
   /// guarantee of async invocations (PROTOCOL.md §5.5); `done` runs on completion.
@@ -162,14 +165,16 @@ private:
   /// Marks the entity running and starts its mailbox loop, drive().
   void start_mailbox(Entity& entity);
   asio::awaitable<Result<Outcome>> enqueue_and_wait(Entity& entity,
-                                                    protocol::pb::InvocationRequest request);
+                                                    protocol::pb::InvocationRequest& request);
   Task<void> drive(statestore::ActorKey key);
   Task<Result<void>> activate(Entity& entity);
-  Task<Result<Outcome>> handle(Entity& entity, protocol::pb::InvocationRequest request);
+  /// Runs `request` (the caller's: lent for the call, given back as it was) on the entity.
+  Task<Result<Outcome>> handle(Entity& entity, protocol::pb::InvocationRequest& request);
   Task<Result<protocol::pb::ActorInvocationResponse>> call_host(
-      Entity& entity, protocol::pb::ActorInvocation invocation,
+      Entity& entity, protocol::pb::ActorInvocation& invocation,
       std::chrono::milliseconds retry_window);
-  void apply(Entity& entity, const protocol::pb::ActorInvocationResponse& response);
+  /// Takes the new state and tags from `response` (its state is moved out).
+  void apply(Entity& entity, protocol::pb::ActorInvocationResponse& response);
   Task<Result<void>> save(Entity& entity, statestore::ActorStatus status);
   void complete(Envelope& envelope, Result<Outcome> result);
 

@@ -50,7 +50,7 @@ Error handler_failed(std::string message) {
 }
 
 /// Turns the handler's Value into the response the runtime applies (PROTOCOL.md §2.2).
-pb::ActorInvocationResponse respond(pb::ActorInvocation& invocation, detail::ValueData value) {
+pb::ActorInvocationResponse respond(pb::ActorInvocation& invocation, detail::ValueData& value) {
   pb::ActorInvocationResponse response;
   const pba::ActorId& self = invocation.actor();
   response.set_actor_name(self.name());
@@ -234,7 +234,7 @@ bool Dispatcher::in_handler() {
   return handler_depth > 0;
 }
 
-Result<pb::ActorInvocationResponse> Dispatcher::dispatch(pb::ActorInvocation invocation) const {
+Result<pb::ActorInvocationResponse> Dispatcher::dispatch(pb::ActorInvocation& invocation) const {
   const detail::ActorSpec* actor = this->actor(invocation.actor().name());
   if (actor == nullptr && !invocation.actor().parent().empty()) {
     actor = this->actor(invocation.actor().parent());
@@ -261,7 +261,7 @@ Result<pb::ActorInvocationResponse> Dispatcher::dispatch(pb::ActorInvocation inv
   if (!value) {
     return handler_failed(value.error().message);
   }
-  return respond(invocation, std::move(*value));
+  return respond(invocation, *value);
 }
 
 }  // namespace spawn::sdk
