@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "spawn/result.hpp"
 
@@ -31,6 +32,14 @@ public:
   /// back.
   virtual Task<Result<protocol::pb::ActorInvocationResponse>> invoke(
       protocol::pb::ActorInvocation& invocation) = 0;
+
+  /// Runs the action at once, when this host needs nothing to wait for (an in-process host):
+  /// returns what invoke() would, or nullopt when the call must be awaited with invoke(). Spares
+  /// the shard the coroutine frames of an awaited call. The same contract as invoke().
+  virtual std::optional<Result<protocol::pb::ActorInvocationResponse>> invoke_now(
+      protocol::pb::ActorInvocation& /*invocation*/) {
+    return std::nullopt;
+  }
 };
 
 /// Makes the Host of one shard, bound to that shard's executor.

@@ -332,7 +332,7 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
   // The echo of the request's system and actor is the HTTP API's (PROTOCOL.md §3): the proxy's
   // server adds it; embedded callers never read it.
   pb::InvocationResponse response;
-  *response.mutable_status() = protocol::ok_status();
+  response.mutable_status()->set_status(pb::OK);  // protocol::ok_status(), without a copy
 
   if (request.scheduled_to() != 0) {
     auto scheduled = co_await schedule(std::move(key), std::move(request));

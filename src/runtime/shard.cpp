@@ -554,7 +554,12 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& reque
   } else if (request.has_noop()) {
     invocation.mutable_noop();
   }
-  auto reply = co_await call_host(entity, invocation, window);
+  auto answered = host_->invoke_now(invocation);
+  if (!answered) {
+    auto called = co_await call_host(entity, invocation, window);
+    answered.emplace(std::move(called));
+  }
+  auto& reply = *answered;
   request.mutable_metadata()->swap(*context->mutable_metadata());
   if (invocation.has_value()) {
     request.set_allocated_value(invocation.release_value());

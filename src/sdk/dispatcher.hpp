@@ -38,7 +38,8 @@ public:
   /// threw, returned an error, or could not read its state or input (the message says which).
   ///
   /// The response takes the current tags from `invocation` when the action leaves them as they
-  /// are; the rest of it is left as it was (runtime::Host's contract).
+  /// are; the rest of it is left as it was (runtime::Host's contract). Its informational
+  /// `actor_name` and `actor_system` are left unset (the HTTP host sets them).
   Result<protocol::pb::ActorInvocationResponse> dispatch(
       protocol::pb::ActorInvocation& invocation) const;
 

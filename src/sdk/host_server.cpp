@@ -84,6 +84,9 @@ struct HostServer::Impl {
     }
     auto response = dispatcher->dispatch(invocation);
     if (response) {
+      // Informational on the wire (PROTOCOL.md §2.2), as every SDK's host sends them.
+      response->set_actor_name(invocation.actor().name());
+      response->set_actor_system(invocation.actor().system());
       return make_response(request, http::status::ok, "application/octet-stream",
                            response->SerializeAsString());
     }
