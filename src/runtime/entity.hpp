@@ -79,13 +79,15 @@ struct Entity {
     return id;
   }
 
-  /// Sets `id` (a new one) to actor_id(), without a temporary.
+  /// Sets every field of `id` to actor_id()'s, without a temporary.
   void write_actor_id(protocol::pba::ActorId& id) const {
     const bool pooled = definition->is_pooled();
     id.set_name(pooled ? definition->name() : key.name);
     id.set_system(key.system);
     if (!pooled && key.name != definition->name()) {
       id.set_parent(definition->name());
+    } else {
+      id.clear_parent();
     }
   }
 

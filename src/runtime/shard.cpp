@@ -511,6 +511,46 @@ std::string describe_call(const std::string& action, const Entity& entity) {
 
 }  // namespace
 
+void Shard::lend(const Entity& entity, pb::InvocationRequest& request,
+                 pb::ActorInvocation& invocation) {
+  // Every field is set: `invocation` may hold an earlier call's.
+  auto* actor = invocation.mutable_actor();
+  entity.write_actor_id(*actor);
+  invocation.set_action_name(request.action_name());
+  auto* context = invocation.mutable_current_context();
+  if (entity.has_state) {
+    copy_state(entity, context->mutable_state());
+  } else {
+    context->clear_state();
+  }
+  *context->mutable_tags() = tags_of(entity);
+  *context->mutable_self() = *actor;
+  if (request.has_caller()) {
+    *context->mutable_caller() = request.caller();
+    *invocation.mutable_caller() = request.caller();
+  } else {
+    context->clear_caller();
+    invocation.clear_caller();
+  }
+  // The payload and the metadata are lent, not copied, and given back to the request once the
+  // host is done (the host leaves them as they were; a forward sends the payload on).
+  context->mutable_metadata()->swap(*request.mutable_metadata());
+  if (request.has_value()) {
+    invocation.set_allocated_value(request.release_value());
+  } else if (request.has_noop()) {
+    invocation.mutable_noop();
+  } else {
+    invocation.clear_payload();
+  }
+}
+
+void Shard::give_back(pb::ActorInvocation& invocation, pb::InvocationRequest& request) {
+  request.mutable_metadata()->swap(*invocation.mutable_current_context()->mutable_metadata());
+  if (invocation.has_value()) {
+    request.set_allocated_value(invocation.release_value());
+  }
+}
+
 Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& request) {
   const ActorDefinition& definition = *entity.definition;
   const std::string& action = request.action_name();
@@ -532,37 +572,27 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& reque
 
   // The retry window for an unreachable host (PROTOCOL.md §5.10).
   const auto window = request_timeout(request, options_.default_request_timeout);
-  pb::ActorInvocation invocation;
-  entity.write_actor_id(*invocation.mutable_actor());
-  invocation.set_action_name(action);
-  auto* context = invocation.mutable_current_context();
-  if (entity.has_state) {
-    copy_state(entity, context->mutable_state());
-  }
-  *context->mutable_tags() = tags_of(entity);
-  *context->mutable_self() = invocation.actor();
-  if (request.has_caller()) {
-    *context->mutable_caller() = request.caller();
-    *invocation.mutable_caller() = request.caller();
-  }
-  // The payload and the metadata are lent to the invocation, not copied, and given back to the
-  // request once the host is done (the host leaves them as they were; a forward sends the
-  // payload on).
-  context->mutable_metadata()->swap(*request.mutable_metadata());
-  if (request.has_value()) {
-    invocation.set_allocated_value(request.release_value());
-  } else if (request.has_noop()) {
-    invocation.mutable_noop();
-  }
-  auto answered = host_->invoke_now(invocation);
+  // The invocation is built in the shard's scratch message, whose parts stay allocated from one
+  // call to the next, so a host that answers at once (in-process) costs no allocation for it. A
+  // host that suspends takes it over: other calls run on this shard meanwhile.
+  pb::ActorInvocation own;
+  pb::ActorInvocation* invocation = scratch_in_use_ ? &own : &scratch_;
+  scratch_in_use_ = true;
+  lend(entity, request, *invocation);
+  auto answered = host_->invoke_now(*invocation);
   if (!answered) {
-    auto called = co_await call_host(entity, invocation, window);
+    if (invocation == &scratch_) {
+      own.Swap(&scratch_);
+      invocation = &own;
+      scratch_in_use_ = false;
+    }
+    auto called = co_await call_host(entity, *invocation, window);
     answered.emplace(std::move(called));
   }
   auto& reply = *answered;
-  request.mutable_metadata()->swap(*context->mutable_metadata());
-  if (invocation.has_value()) {
-    request.set_allocated_value(invocation.release_value());
+  give_back(*invocation, request);
+  if (invocation == &scratch_) {
+    scratch_in_use_ = false;
   }
   entity.last_used = Clock::now();
   if (!reply) {

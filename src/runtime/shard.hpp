@@ -170,6 +170,12 @@ private:
   Task<Result<void>> activate(Entity& entity);
   /// Runs `request` (the caller's: lent for the call, given back as it was) on the entity.
   Task<Result<Outcome>> handle(Entity& entity, protocol::pb::InvocationRequest& request);
+  /// Sets every field of `invocation` for running `request` on `entity`; the request's payload
+  /// and metadata are lent to it (give_back() returns them).
+  static void lend(const Entity& entity, protocol::pb::InvocationRequest& request,
+                   protocol::pb::ActorInvocation& invocation);
+  static void give_back(protocol::pb::ActorInvocation& invocation,
+                        protocol::pb::InvocationRequest& request);
   Task<Result<protocol::pb::ActorInvocationResponse>> call_host(
       Entity& entity, protocol::pb::ActorInvocation& invocation,
       std::chrono::milliseconds retry_window);
@@ -214,6 +220,12 @@ private:
   /// Timers running on this shard, as "system\x1fname\x1faction"; each runs until its actor's
   /// definition no longer has it.
   std::unordered_set<std::string> timers_;
+
+  /// The invocation handed to the host (handle()): its messages and strings stay allocated from
+  /// one call to the next. In use from when a call fills it until the host answered at once; a
+  /// host that suspends takes its contents.
+  protocol::pb::ActorInvocation scratch_;
+  bool scratch_in_use_ = false;
 
   std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<>> wakeups_;
   asio::steady_timer wakeup_timer_;
