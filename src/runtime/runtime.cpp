@@ -367,7 +367,7 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
   // (Named executors and task: GCC 12 mishandles temporaries inside co_await expressions.)
   auto here = co_await asio::this_coro::executor;
   auto there = owner.executor();
-  auto task = invoke_on_owner(key, request);
+  auto task = invoke_on_owner(owner, key, request);
   std::optional<Result<Outcome>> ran;
   if (here == there) {
     ran.emplace(co_await std::move(task));
@@ -380,7 +380,7 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
   }
   auto& reply = outcome->response;
   if (reply.has_value()) {
-    response.mutable_value()->Swap(reply.mutable_value());
+    response.set_allocated_value(reply.release_value());
   } else if (reply.has_noop()) {
     response.mutable_noop();
   }
@@ -452,20 +452,23 @@ Task<Result<std::optional<pb::InvocationResponse>>> Runtime::run_remote(
   }
 }
 
-Task<Result<Outcome>> Runtime::invoke_on_owner(const ActorKey& key,
+Task<Result<Outcome>> Runtime::invoke_on_owner(Shard& owner, const ActorKey& key,
                                                pb::InvocationRequest& request) {
-  Shard& owner = shard_for(key);
-  const ActorKey instance = owner.instance_for(key);
-  Shard& target = shard_for(instance);
-  if (&target == &owner) {
-    co_return co_await owner.invoke(key, instance, request);
+  const auto member = owner.pool_member_for(key);
+  if (!member) {
+    co_return co_await owner.invoke(key, key, request);
   }
-  co_return co_await run_on(target.executor(), target.invoke(key, instance, request));
+  Shard& target = shard_for(*member);
+  if (&target == &owner) {
+    co_return co_await owner.invoke(key, *member, request);
+  }
+  co_return co_await run_on(target.executor(), target.invoke(key, *member, request));
 }
 
 Task<Result<void>> Runtime::post_on_owner(ActorKey key, pb::InvocationRequest request) {
   Shard& owner = shard_for(key);
-  ActorKey instance = owner.instance_for(key);
+  auto pool_member = owner.pool_member_for(key);
+  ActorKey instance = pool_member ? std::move(*pool_member) : key;
   Shard& target = shard_for(instance);
   auto executor = target.executor();
   // The workflow of an async invocation still runs once it is done; pipe and forward results

@@ -125,8 +125,8 @@ private:
   Task<Result<std::optional<protocol::pb::InvocationResponse>>> run_remote(
       const statestore::ActorKey& key, protocol::pb::InvocationRequest& request, int hops);
   /// Runs `request` on the shard of `key`'s instance; both stay the caller's (borrowed until it
-  /// completes). On the owner shard.
-  Task<Result<Outcome>> invoke_on_owner(const statestore::ActorKey& key,
+  /// completes). On `owner`, the shard of `key`.
+  Task<Result<Outcome>> invoke_on_owner(Shard& owner, const statestore::ActorKey& key,
                                         protocol::pb::InvocationRequest& request);
   Task<Result<void>> post_on_owner(statestore::ActorKey key,
                                    protocol::pb::InvocationRequest request);

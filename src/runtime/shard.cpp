@@ -247,10 +247,10 @@ Result<Entity*> Shard::accept(const ActorKey& registered, const ActorKey& instan
   return found;
 }
 
-ActorKey Shard::instance_for(const ActorKey& key) {
+std::optional<ActorKey> Shard::pool_member_for(const ActorKey& key) {
   const Slot* slot = find_registration(key);
   if (slot == nullptr || !slot->definition->is_pooled()) {
-    return key;
+    return std::nullopt;
   }
   auto instance = pool_cursor_++ % static_cast<std::uint64_t>(slot->definition->pool_size());
   // The unit separator cannot appear in names SDKs send, so pool members never collide with actors.

@@ -109,9 +109,9 @@ public:
                     protocol::pb::InvocationRequest request,
                     asio::any_completion_handler<void(Result<Outcome>)> done);
 
-  /// Returns the key of the instance that serves `key`: a pool member of a POOLED actor
-  /// (round-robin), otherwise `key` itself.
-  statestore::ActorKey instance_for(const statestore::ActorKey& key);
+  /// Returns the pool member that serves `key` next when it is a POOLED actor (round-robin);
+  /// nullopt when `key` serves itself.
+  std::optional<statestore::ActorKey> pool_member_for(const statestore::ActorKey& key);
 
   /// Queues activation of a registered actor (warm-up after registration).
   void warm_up(const statestore::ActorKey& key);
