@@ -88,7 +88,9 @@ public:
 
   Result() requires std::is_default_constructible_v<T> : data_(std::in_place_index<0>) {}
 
-  Result(T value) : data_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
+  Result(const T& value) : data_(std::in_place_index<0>, value) {}  // NOLINT: implicit
+
+  Result(T&& value) : data_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
 
   Result(Error error) : data_(std::in_place_index<1>, std::move(error)) {}  // NOLINT: implicit
 

@@ -125,15 +125,15 @@ public:
   Value() = default;
 
   /// Makes a Value from the erased form (used by reply() to change `R`).
-  explicit Value(detail::ValueData data) : data_(std::move(data)) {}
+  explicit Value(detail::ValueData&& data) : data_(std::move(data)) {}
 
   /// Sets the actor's new state.
-  Value& state(S state) & requires Payload<S> {
+  Value& state(const S& state) & requires Payload<S> {
     data_.state = pack(state);
     return *this;
   }
 
-  Value&& state(S state) && requires Payload<S> { return std::move(this->state(std::move(state))); }
+  Value&& state(const S& state) && requires Payload<S> { return std::move(this->state(state)); }
 
   /// Sets the reply to the caller.
   Value& reply(const ReplyArg& reply) & requires Payload<R> {

@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string_view>
 
@@ -717,10 +718,16 @@ struct HttpServer::Listener {
         if (request.actor().id().system().empty() && request.system().name().empty()) {
           request.mutable_system()->set_name(target.system);
         }
+        // The answer echoes the request's system and actor (PROTOCOL.md §3); the runtime leaves
+        // that to the wire.
+        auto system = std::make_unique<pba::ActorSystem>(request.system());
+        auto actor = std::make_unique<pba::Actor>(request.actor());
         auto response = co_await server.runtime_.invoke(std::move(request));
         if (!response) {
           co_return failure(target.route, response.error());
         }
+        response->set_allocated_system(system.release());
+        response->set_allocated_actor(actor.release());
         co_return std::pair{200U, response->SerializeAsString()};
       }
     }

@@ -23,8 +23,9 @@ using Clock = std::chrono::steady_clock;
 /// default get action), whose payload, workflow and checkpoint the router acts on.
 struct Outcome {
   protocol::pb::ActorInvocationResponse response;
-  /// The request's own payload, handed back for `forward` (PROTOCOL.md §5.8).
-  protocol::pb::InvocationRequest request;
+  /// A posted (async) invocation's request, handed back for its workflow (PROTOCOL.md §5.8); null
+  /// for a waiting caller, which keeps its own request.
+  std::unique_ptr<protocol::pb::InvocationRequest> request;
 };
 
 /// One unit of work in an actor's mailbox. Work is processed strictly in order, one at a time.
@@ -35,10 +36,26 @@ struct Envelope {
     kSnapshot,    ///< save the state if it changed since the last save
     kDeactivate,  ///< save and stop, unless more work is queued behind
   };
+  using Done = asio::any_completion_handler<void(Result<Outcome>)>;
+
+  /// Work other than an invocation.
+  explicit Envelope(Kind work, Done completion = {}) : kind(work), done(std::move(completion)) {}
+
+  /// An invocation whose caller waits for it and keeps `waiting` until then.
+  Envelope(protocol::pb::InvocationRequest* waiting, Done completion)
+      : request(waiting), done(std::move(completion)) {}
+
+  /// A posted invocation: the envelope keeps its request.
+  Envelope(std::unique_ptr<protocol::pb::InvocationRequest> posted, Done completion)
+      : request(posted.get()), owned(std::move(posted)), done(std::move(completion)) {}
+
   Kind kind = Kind::kInvoke;
-  protocol::pb::InvocationRequest request;
+  /// The request of a kInvoke: the waiting caller's (its frame outlives the envelope), or `owned`.
+  protocol::pb::InvocationRequest* request = nullptr;
+  /// A posted invocation's request, which nobody else keeps.
+  std::unique_ptr<protocol::pb::InvocationRequest> owned;
   /// Completion for the waiting caller; empty for fire-and-forget work.
-  asio::any_completion_handler<void(Result<Outcome>)> done;
+  Done done;
 };
 
 /// One activated (or activating) actor instance. Lives on exactly one shard and is touched only by
@@ -58,13 +75,20 @@ struct Entity {
   /// template as parent (docs/performance.md, optimisation log: memory per actor).
   protocol::pba::ActorId actor_id() const {
     protocol::pba::ActorId id;
+    write_actor_id(id);
+    return id;
+  }
+
+  /// Sets every field of `id` to actor_id()'s, without a temporary.
+  void write_actor_id(protocol::pba::ActorId& id) const {
     const bool pooled = definition->is_pooled();
     id.set_name(pooled ? definition->name() : key.name);
     id.set_system(key.system);
     if (!pooled && key.name != definition->name()) {
       id.set_parent(definition->name());
+    } else {
+      id.clear_parent();
     }
-    return id;
   }
 
   /// The key of the shard's map entry that owns this entity: one copy of the names per actor.

@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "spawn/result.hpp"
 
@@ -24,10 +25,21 @@ public:
   /// the call completes. Fails with kUnavailable (host unreachable), kTimeout (no answer in time)
   /// or kBadHostResponse (empty, undecodable, or no `updated_context`; PROTOCOL.md §4).
   ///
-  /// `invocation` lives until the call completes. The host may take its parts (it is not used
-  /// again), except when it fails with kUnavailable: then it is left as it was, for a retry.
+  /// `invocation` lives until the call completes. The host may take the parts of its
+  /// `current_context` except the metadata (it is not used again), except when it fails with
+  /// kUnavailable: then it is left as it was, for a retry. Everything else, the payload and the
+  /// metadata included, is left as it was: the shard lends them from the request and takes them
+  /// back.
   virtual Task<Result<protocol::pb::ActorInvocationResponse>> invoke(
       protocol::pb::ActorInvocation& invocation) = 0;
+
+  /// Runs the action at once, when this host needs nothing to wait for (an in-process host):
+  /// returns what invoke() would, or nullopt when the call must be awaited with invoke(). Spares
+  /// the shard the coroutine frames of an awaited call. The same contract as invoke().
+  virtual std::optional<Result<protocol::pb::ActorInvocationResponse>> invoke_now(
+      protocol::pb::ActorInvocation& /*invocation*/) {
+    return std::nullopt;
+  }
 };
 
 /// Makes the Host of one shard, bound to that shard's executor.

@@ -329,10 +329,10 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
     }
   }
 
+  // The echo of the request's system and actor is the HTTP API's (PROTOCOL.md §3): the proxy's
+  // server adds it; embedded callers never read it.
   pb::InvocationResponse response;
-  *response.mutable_status() = protocol::ok_status();
-  *response.mutable_system() = request.system();
-  *response.mutable_actor() = request.actor();
+  response.mutable_status()->set_status(pb::OK);  // protocol::ok_status(), without a copy
 
   if (request.scheduled_to() != 0) {
     auto scheduled = co_await schedule(std::move(key), std::move(request));
@@ -362,11 +362,12 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
 
   Shard& owner = shard_for(key);
   // run_on() spelled out: on the owner shard already (always with one shard) the invocation is
-  // awaited here, one coroutine frame and one move of the outcome fewer.
+  // awaited here, one coroutine frame and one move of the outcome fewer. The key and the request
+  // stay in this frame, which outlives the call: the layers below borrow them.
   // (Named executors and task: GCC 12 mishandles temporaries inside co_await expressions.)
   auto here = co_await asio::this_coro::executor;
   auto there = owner.executor();
-  auto task = invoke_on_owner(std::move(key), std::move(request));
+  auto task = invoke_on_owner(owner, key, request);
   std::optional<Result<Outcome>> ran;
   if (here == there) {
     ran.emplace(co_await std::move(task));
@@ -379,14 +380,14 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
   }
   auto& reply = outcome->response;
   if (reply.has_value()) {
-    response.mutable_value()->Swap(reply.mutable_value());
+    response.set_allocated_value(reply.release_value());
   } else if (reply.has_noop()) {
     response.mutable_noop();
   }
   if (reply.has_workflow() && !is_empty(reply.workflow())) {
-    auto context = WorkflowContext::of(outcome->request);
-    auto routed = co_await run_workflow(std::move(context), std::move(reply), response,
-                                        std::move(outcome->request));
+    auto context = WorkflowContext::of(request);
+    auto routed =
+        co_await run_workflow(std::move(context), std::move(reply), response, std::move(request));
     if (!routed) {
       co_return std::move(routed).error();
     }
@@ -397,7 +398,7 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
       copy_payload(result, response);
     }
   }
-  co_return response;
+  co_return std::move(response);
 }
 
 Task<Result<std::optional<pb::InvocationResponse>>> Runtime::run_remote(
@@ -451,20 +452,23 @@ Task<Result<std::optional<pb::InvocationResponse>>> Runtime::run_remote(
   }
 }
 
-Task<Result<Outcome>> Runtime::invoke_on_owner(ActorKey key, pb::InvocationRequest request) {
-  Shard& owner = shard_for(key);
-  ActorKey instance = owner.instance_for(key);
-  Shard& target = shard_for(instance);
-  if (&target == &owner) {
-    co_return co_await owner.invoke(std::move(key), std::move(instance), std::move(request));
+Task<Result<Outcome>> Runtime::invoke_on_owner(Shard& owner, const ActorKey& key,
+                                               pb::InvocationRequest& request) {
+  const auto member = owner.pool_member_for(key);
+  if (!member) {
+    co_return co_await owner.invoke(key, key, request);
   }
-  co_return co_await run_on(target.executor(),
-                            target.invoke(std::move(key), std::move(instance), std::move(request)));
+  Shard& target = shard_for(*member);
+  if (&target == &owner) {
+    co_return co_await owner.invoke(key, *member, request);
+  }
+  co_return co_await run_on(target.executor(), target.invoke(key, *member, request));
 }
 
 Task<Result<void>> Runtime::post_on_owner(ActorKey key, pb::InvocationRequest request) {
   Shard& owner = shard_for(key);
-  ActorKey instance = owner.instance_for(key);
+  auto pool_member = owner.pool_member_for(key);
+  ActorKey instance = pool_member ? std::move(*pool_member) : key;
   Shard& target = shard_for(instance);
   auto executor = target.executor();
   // The workflow of an async invocation still runs once it is done; pipe and forward results
@@ -481,10 +485,10 @@ Task<Result<void>> Runtime::post_on_owner(ActorKey key, pb::InvocationRequest re
     }
     pb::InvocationResponse output;
     copy_payload(reply, output);
-    auto context = WorkflowContext::of(outcome->request);
+    auto context = WorkflowContext::of(*outcome->request);
     asio::co_spawn(executor,
                    run_workflow(std::move(context), std::move(reply), std::move(output),
-                                std::move(outcome->request)),
+                                std::move(*outcome->request)),
                    [](std::exception_ptr e, auto) { common::log_exception(e, "async workflow"); });
   });
   if (&target == &owner) {

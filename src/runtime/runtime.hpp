@@ -69,8 +69,10 @@ public:
   Task<Result<std::vector<ActorInfo>>> actors(std::string system);
 
   /// Runs one invocation request to the end, workflow included (PROTOCOL.md §5.4–5.8), and
-  /// returns the response for the caller. Expected failures are values: kInvalidArgument,
-  /// kNotFound, kUnavailable, kTimeout, kBadHostResponse, kConflict, kDataLoss, kShuttingDown.
+  /// returns the response for the caller: its status and payload (the HTTP API's echo of the
+  /// request's system and actor is the proxy server's to add). Expected failures are values:
+  /// kInvalidArgument, kNotFound, kUnavailable, kTimeout, kBadHostResponse, kConflict, kDataLoss,
+  /// kShuttingDown.
   Task<Result<protocol::pb::InvocationResponse>> invoke(protocol::pb::InvocationRequest request);
 
   /// Refuses new work from now on (kShuttingDown) and stops running scheduled invocations
@@ -122,8 +124,10 @@ private:
   /// this node is the owner (a child spawned elsewhere is spawned here first).
   Task<Result<std::optional<protocol::pb::InvocationResponse>>> run_remote(
       const statestore::ActorKey& key, protocol::pb::InvocationRequest& request, int hops);
-  Task<Result<Outcome>> invoke_on_owner(statestore::ActorKey key,
-                                        protocol::pb::InvocationRequest request);
+  /// Runs `request` on the shard of `key`'s instance; both stay the caller's (borrowed until it
+  /// completes). On `owner`, the shard of `key`.
+  Task<Result<Outcome>> invoke_on_owner(Shard& owner, const statestore::ActorKey& key,
+                                        protocol::pb::InvocationRequest& request);
   Task<Result<void>> post_on_owner(statestore::ActorKey key,
                                    protocol::pb::InvocationRequest request);
   Task<Result<void>> schedule(statestore::ActorKey key, protocol::pb::InvocationRequest request);

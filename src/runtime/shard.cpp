@@ -247,31 +247,31 @@ Result<Entity*> Shard::accept(const ActorKey& registered, const ActorKey& instan
   return found;
 }
 
-ActorKey Shard::instance_for(const ActorKey& key) {
+std::optional<ActorKey> Shard::pool_member_for(const ActorKey& key) {
   const Slot* slot = find_registration(key);
   if (slot == nullptr || !slot->definition->is_pooled()) {
-    return key;
+    return std::nullopt;
   }
   auto instance = pool_cursor_++ % static_cast<std::uint64_t>(slot->definition->pool_size());
   // The unit separator cannot appear in names SDKs send, so pool members never collide with actors.
   return ActorKey{key.system, key.name + '\x1f' + std::to_string(instance)};
 }
 
-Task<Result<Outcome>> Shard::invoke(ActorKey registered, ActorKey instance,
-                                    pb::InvocationRequest request) {
+Task<Result<Outcome>> Shard::invoke(const ActorKey& registered, const ActorKey& instance,
+                                    pb::InvocationRequest& request) {
   auto found = accept(registered, instance, request.action_name());
   if (!found) {
     co_return std::move(found).error();
   }
   Entity& entity = **found;
   if (!entity.active || entity.running || !entity.mailbox.empty()) {
-    co_return co_await enqueue_and_wait(entity, std::move(request));
+    co_return co_await enqueue_and_wait(entity, request);
   }
   // An idle, active actor: run the invocation here, as the mailbox loop would (running keeps
   // everything else queued behind it), without an envelope, a loop coroutine and a posted
   // completion (docs/performance.md, sidecar hop).
   entity.running = true;
-  Result<Outcome> result = co_await handle(entity, std::move(request));
+  Result<Outcome> result = co_await handle(entity, request);
   if (!entity.mailbox.empty()) {
     start_mailbox(entity);  // work queued meanwhile: the mailbox loop takes over
   } else if (!entity.active) {
@@ -283,14 +283,14 @@ Task<Result<Outcome>> Shard::invoke(ActorKey registered, ActorKey instance,
 }
 
 asio::awaitable<Result<Outcome>> Shard::enqueue_and_wait(Entity& entity,
-                                                         pb::InvocationRequest request) {
+                                                         pb::InvocationRequest& request) {
   // A plain function, not a coroutine: GCC 12 mishandles async_initiate lambdas written inside
-  // a co_await expression.
+  // a co_await expression. The waiting caller keeps the request; the envelope points at it.
   return asio::async_initiate<decltype(asio::use_awaitable), void(Result<Outcome>)>(
-      [this, &entity](auto handler, pb::InvocationRequest req) {
-        enqueue(entity, Envelope{Envelope::Kind::kInvoke, std::move(req), std::move(handler)});
+      [this, &entity, &request](auto handler) {
+        enqueue(entity, Envelope(&request, std::move(handler)));
       },
-      asio::use_awaitable, std::move(request));
+      asio::use_awaitable);
 }
 
 Result<void> Shard::post(const ActorKey& registered, const ActorKey& instance,
@@ -300,14 +300,15 @@ Result<void> Shard::post(const ActorKey& registered, const ActorKey& instance,
   if (!found) {
     return std::move(found).error();
   }
-  enqueue(**found, Envelope{Envelope::Kind::kInvoke, std::move(request), std::move(done)});
+  enqueue(**found,
+          Envelope(std::make_unique<pb::InvocationRequest>(std::move(request)), std::move(done)));
   return ok();
 }
 
 void Shard::warm_up(const ActorKey& key) {
   auto found = find_or_create(key, key);
   if (found) {
-    enqueue(**found, Envelope{Envelope::Kind::kActivate, {}, {}});
+    enqueue(**found, Envelope(Envelope::Kind::kActivate));
   }
 }
 
@@ -364,7 +365,11 @@ Task<void> Shard::drive(ActorKey key) {
           complete(envelope, Outcome{});
           continue;
         }
-        complete(envelope, co_await handle(entity, std::move(envelope.request)));
+        auto handled = co_await handle(entity, *envelope.request);
+        if (handled && envelope.owned) {
+          handled->request = std::move(envelope.owned);  // for the posted invocation's workflow
+        }
+        complete(envelope, std::move(handled));
         break;
       }
       case Envelope::Kind::kSnapshot: {
@@ -486,7 +491,7 @@ Task<Result<void>> Shard::activate(Entity& entity) {
     *context->mutable_caller() = id;
     context->mutable_self()->set_name(id.name());
     context->mutable_self()->set_system(id.system());
-    auto reply = co_await call_host(entity, std::move(invocation), std::chrono::milliseconds(0));
+    auto reply = co_await call_host(entity, invocation, std::chrono::milliseconds(0));
     if (reply) {
       apply(entity, *reply);
     } else {
@@ -506,16 +511,56 @@ std::string describe_call(const std::string& action, const Entity& entity) {
 
 }  // namespace
 
-Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest request) {
+void Shard::lend(const Entity& entity, pb::InvocationRequest& request,
+                 pb::ActorInvocation& invocation) {
+  // Every field is set: `invocation` may hold an earlier call's.
+  auto* actor = invocation.mutable_actor();
+  entity.write_actor_id(*actor);
+  invocation.set_action_name(request.action_name());
+  auto* context = invocation.mutable_current_context();
+  if (entity.has_state) {
+    copy_state(entity, context->mutable_state());
+  } else {
+    context->clear_state();
+  }
+  *context->mutable_tags() = tags_of(entity);
+  *context->mutable_self() = *actor;
+  if (request.has_caller()) {
+    *context->mutable_caller() = request.caller();
+    *invocation.mutable_caller() = request.caller();
+  } else {
+    context->clear_caller();
+    invocation.clear_caller();
+  }
+  // The payload and the metadata are lent, not copied, and given back to the request once the
+  // host is done (the host leaves them as they were; a forward sends the payload on).
+  context->mutable_metadata()->swap(*request.mutable_metadata());
+  if (request.has_value()) {
+    invocation.set_allocated_value(request.release_value());
+  } else if (request.has_noop()) {
+    invocation.mutable_noop();
+  } else {
+    invocation.clear_payload();
+  }
+}
+
+void Shard::give_back(pb::ActorInvocation& invocation, pb::InvocationRequest& request) {
+  request.mutable_metadata()->swap(*invocation.mutable_current_context()->mutable_metadata());
+  if (invocation.has_value()) {
+    request.set_allocated_value(invocation.release_value());
+  }
+}
+
+Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& request) {
   const ActorDefinition& definition = *entity.definition;
-  const std::string& action = request.action_name();  // request is moved only at the end
+  const std::string& action = request.action_name();
   Outcome outcome;
   if (definition.answers_get_itself(action)) {
     auto* context = outcome.response.mutable_updated_context();
     if (request.has_caller()) {
       *context->mutable_caller() = request.caller();
     }
-    *context->mutable_self() = entity.actor_id();
+    entity.write_actor_id(*context->mutable_self());
     *context->mutable_tags() = tags_of(entity);
     if (entity.has_state) {
       copy_state(entity, context->mutable_state());
@@ -525,28 +570,30 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest reques
     co_return outcome;
   }
 
-  pb::ActorInvocation invocation;
-  *invocation.mutable_actor() = entity.actor_id();
-  invocation.set_action_name(action);
-  auto* context = invocation.mutable_current_context();
-  if (entity.has_state) {
-    copy_state(entity, context->mutable_state());
-  }
-  *context->mutable_tags() = tags_of(entity);
-  *context->mutable_metadata() = request.metadata();
-  *context->mutable_self() = invocation.actor();
-  if (request.has_caller()) {
-    *context->mutable_caller() = request.caller();
-    *invocation.mutable_caller() = request.caller();
-  }
-  if (request.has_value()) {
-    *invocation.mutable_value() = request.value();
-  } else if (request.has_noop()) {
-    invocation.mutable_noop();
-  }
   // The retry window for an unreachable host (PROTOCOL.md §5.10).
-  auto window = request_timeout(request, options_.default_request_timeout);
-  auto reply = co_await call_host(entity, std::move(invocation), window);
+  const auto window = request_timeout(request, options_.default_request_timeout);
+  // The invocation is built in the shard's scratch message, whose parts stay allocated from one
+  // call to the next, so a host that answers at once (in-process) costs no allocation for it. A
+  // host that suspends takes it over: other calls run on this shard meanwhile.
+  pb::ActorInvocation own;
+  pb::ActorInvocation* invocation = scratch_in_use_ ? &own : &scratch_;
+  scratch_in_use_ = true;
+  lend(entity, request, *invocation);
+  auto answered = host_->invoke_now(*invocation);
+  if (!answered) {
+    if (invocation == &scratch_) {
+      own.Swap(&scratch_);
+      invocation = &own;
+      scratch_in_use_ = false;
+    }
+    auto called = co_await call_host(entity, *invocation, window);
+    answered.emplace(std::move(called));
+  }
+  auto& reply = *answered;
+  give_back(*invocation, request);
+  if (invocation == &scratch_) {
+    scratch_in_use_ = false;
+  }
   entity.last_used = Clock::now();
   if (!reply) {
     co_return std::move(reply).error().with_context(describe_call(action, entity));
@@ -561,12 +608,11 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest reques
     }
   }
   outcome.response = std::move(*reply);
-  outcome.request = std::move(request);
   co_return outcome;
 }
 
 Task<Result<pb::ActorInvocationResponse>> Shard::call_host(Entity& entity,
-                                                           pb::ActorInvocation invocation,
+                                                           pb::ActorInvocation& invocation,
                                                            std::chrono::milliseconds retry_window) {
   // Only an unreachable host is retried: the request never reached user code, so nothing runs
   // twice (PROTOCOL.md §5.10 retries every failure; we deliberately do not re-run actions).
@@ -590,14 +636,14 @@ Task<Result<pb::ActorInvocationResponse>> Shard::call_host(Entity& entity,
   }
 }
 
-void Shard::apply(Entity& entity, const pb::ActorInvocationResponse& response) {
-  const auto& context = response.updated_context();
+void Shard::apply(Entity& entity, pb::ActorInvocationResponse& response) {
+  auto& context = *response.mutable_updated_context();
   if (context.has_state() && !same_state(entity, context.state())) {
     entity.has_state = true;
     if (context.state().type_url() != type_url_of(entity)) {
       entity.type_url = share_type_url(context.state().type_url());
     }
-    entity.value = context.state().value();
+    entity.value = std::move(*context.mutable_state()->mutable_value());
     entity.state_changed = true;
     entity.dirty = true;
   }
@@ -661,7 +707,7 @@ Task<void> Shard::deactivate_all() {
         all_done.cancel();
       }
     });
-    enqueue(*found, Envelope{Envelope::Kind::kDeactivate, {}, std::move(done)});
+    enqueue(*found, Envelope(Envelope::Kind::kDeactivate, std::move(done)));
   }
   if (pending > 0) {
     co_await all_done.async_wait(kUseTask);
@@ -802,13 +848,13 @@ void Shard::on_wakeup(Entity& entity, Clock::time_point at) {
     return;
   }
   if (now >= entity.last_used + entity.definition->deactivation_timeout()) {
-    enqueue(entity, Envelope{Envelope::Kind::kDeactivate, {}, {}});
+    enqueue(entity, Envelope(Envelope::Kind::kDeactivate));
     return;
   }
   if (auto interval = entity.definition->snapshot_interval();
       interval && entity.state_changed && now >= entity.next_snapshot) {
     entity.next_snapshot = now + *interval;
-    enqueue(entity, Envelope{Envelope::Kind::kSnapshot, {}, {}});
+    enqueue(entity, Envelope(Envelope::Kind::kSnapshot));
   }
   schedule_check(entity);
 }

@@ -96,9 +96,12 @@ public:
 
   /// Runs `request` on the actor `instance` whose definition is registered under `registered`
   /// (the same key except for pool instances) and returns what it produced. Fails at once with
-  /// kNotFound for an unknown system, actor or action. Suspends; completes on this shard.
-  Task<Result<Outcome>> invoke(statestore::ActorKey registered, statestore::ActorKey instance,
-                               protocol::pb::InvocationRequest request);
+  /// kNotFound for an unknown system, actor or action. Suspends; completes on this shard. The
+  /// arguments stay the caller's and must live until it completes (an awaiting caller's frame
+  /// does); `request` is left as it was.
+  Task<Result<Outcome>> invoke(const statestore::ActorKey& registered,
+                               const statestore::ActorKey& instance,
+                               protocol::pb::InvocationRequest& request);
 
   /// Queues `request` like invoke() and returns once it is in the mailbox, which is the ordering
   /// guarantee of async invocations (PROTOCOL.md §5.5); `done` runs on completion.
@@ -106,9 +109,9 @@ public:
                     protocol::pb::InvocationRequest request,
                     asio::any_completion_handler<void(Result<Outcome>)> done);
 
-  /// Returns the key of the instance that serves `key`: a pool member of a POOLED actor
-  /// (round-robin), otherwise `key` itself.
-  statestore::ActorKey instance_for(const statestore::ActorKey& key);
+  /// Returns the pool member that serves `key` next when it is a POOLED actor (round-robin);
+  /// nullopt when `key` serves itself.
+  std::optional<statestore::ActorKey> pool_member_for(const statestore::ActorKey& key);
 
   /// Queues activation of a registered actor (warm-up after registration).
   void warm_up(const statestore::ActorKey& key);
@@ -162,14 +165,22 @@ private:
   /// Marks the entity running and starts its mailbox loop, drive().
   void start_mailbox(Entity& entity);
   asio::awaitable<Result<Outcome>> enqueue_and_wait(Entity& entity,
-                                                    protocol::pb::InvocationRequest request);
+                                                    protocol::pb::InvocationRequest& request);
   Task<void> drive(statestore::ActorKey key);
   Task<Result<void>> activate(Entity& entity);
-  Task<Result<Outcome>> handle(Entity& entity, protocol::pb::InvocationRequest request);
+  /// Runs `request` (the caller's: lent for the call, given back as it was) on the entity.
+  Task<Result<Outcome>> handle(Entity& entity, protocol::pb::InvocationRequest& request);
+  /// Sets every field of `invocation` for running `request` on `entity`; the request's payload
+  /// and metadata are lent to it (give_back() returns them).
+  static void lend(const Entity& entity, protocol::pb::InvocationRequest& request,
+                   protocol::pb::ActorInvocation& invocation);
+  static void give_back(protocol::pb::ActorInvocation& invocation,
+                        protocol::pb::InvocationRequest& request);
   Task<Result<protocol::pb::ActorInvocationResponse>> call_host(
-      Entity& entity, protocol::pb::ActorInvocation invocation,
+      Entity& entity, protocol::pb::ActorInvocation& invocation,
       std::chrono::milliseconds retry_window);
-  void apply(Entity& entity, const protocol::pb::ActorInvocationResponse& response);
+  /// Takes the new state and tags from `response` (its state is moved out).
+  void apply(Entity& entity, protocol::pb::ActorInvocationResponse& response);
   Task<Result<void>> save(Entity& entity, statestore::ActorStatus status);
   void complete(Envelope& envelope, Result<Outcome> result);
 
@@ -209,6 +220,12 @@ private:
   /// Timers running on this shard, as "system\x1fname\x1faction"; each runs until its actor's
   /// definition no longer has it.
   std::unordered_set<std::string> timers_;
+
+  /// The invocation handed to the host (handle()): its messages and strings stay allocated from
+  /// one call to the next. In use from when a call fills it until the host answered at once; a
+  /// host that suspends takes its contents.
+  protocol::pb::ActorInvocation scratch_;
+  bool scratch_in_use_ = false;
 
   std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<>> wakeups_;
   asio::steady_timer wakeup_timer_;

@@ -45,11 +45,25 @@ ReplyHandler::~ReplyHandler() {
   }
 }
 
+namespace {
+
+ReplyHandler::Reply reply_of(Result<protocol::pb::InvocationResponse> response) {
+  if (!response) {
+    return std::move(response).error();
+  }
+  if (response->has_value()) {
+    return std::optional<google::protobuf::Any>(std::move(*response->mutable_value()));
+  }
+  return std::optional<google::protobuf::Any>();
+}
+
+}  // namespace
+
 void ReplyHandler::operator()(Result<protocol::pb::InvocationResponse> outcome) {
   Fn fn = std::exchange(fn_, nullptr);
   ++reply_depth;
   try {
-    fn(std::move(outcome));
+    fn(reply_of(std::move(outcome)));
   } catch (const std::exception& e) {
     spdlog::error("an invoke_then callback threw: {}", e.what());
   } catch (...) {
@@ -119,14 +133,13 @@ Result<void> ClientCore::check(const CallSpec& spec, pb::InvocationRequest& requ
   return ok();
 }
 
-Result<pb::InvocationRequest> ClientCore::make_request(CallSpec spec) const {
+Result<void> ClientCore::make_request(CallSpec& spec, pb::InvocationRequest& request) const {
   if (sdk::Dispatcher::in_handler()) {
     return fail(ErrorCode::kInvalidArgument,
                 describe(spec)
                     + ": a Client was called from inside an action handler, where a synchronous "
                       "call can wait on itself; return an effect, pipe or forward instead");
   }
-  pb::InvocationRequest request;
   const std::string system = spec.system.empty() ? dispatcher_->system() : std::string(spec.system);
   request.mutable_system()->set_name(system);
   auto* id = request.mutable_actor()->mutable_id();
@@ -146,25 +159,8 @@ Result<pb::InvocationRequest> ClientCore::make_request(CallSpec spec) const {
     request.set_register_ref(spec.options->spawn_from);
     request.set_pooled(spec.options->pooled);
   }
-  if (auto checked = check(spec, request); !checked) {
-    return std::move(checked).error();
-  }
-  return request;
+  return check(spec, request);
 }
-
-namespace {
-
-ClientCore::Reply reply_of(Result<pb::InvocationResponse> response) {
-  if (!response) {
-    return std::move(response).error();
-  }
-  if (response->has_value()) {
-    return std::optional<google::protobuf::Any>(std::move(*response->mutable_value()));
-  }
-  return std::optional<google::protobuf::Any>();
-}
-
-}  // namespace
 
 ClientCore::Reply ClientCore::call(CallSpec spec) const {
   if (sdk::ReplyHandler::in_reply()) {
@@ -173,30 +169,25 @@ ClientCore::Reply ClientCore::call(CallSpec spec) const {
                     + ": a blocking Client call from inside an invoke_then callback would wait on "
                       "the thread that must answer it; chain another invoke_then instead");
   }
-  auto request = make_request(std::move(spec));
-  if (!request) {
-    return std::move(request).error();
+  pb::InvocationRequest request;
+  if (auto made = make_request(spec, request); !made) {
+    return std::move(made).error();
   }
   std::promise<Reply> promise;
   auto reply = promise.get_future();
-  transport_->invoke(std::move(*request),
-                     sdk::ReplyHandler([&promise](Result<pb::InvocationResponse> response) {
-                       promise.set_value(reply_of(std::move(response)));
+  transport_->invoke(std::move(request), sdk::ReplyHandler([&promise](Reply answer) {
+                       promise.set_value(std::move(answer));
                      }));
   return reply.get();
 }
 
 void ClientCore::call_then(CallSpec spec, std::function<void(Reply)> done) const {
-  auto request = make_request(std::move(spec));
-  if (!request) {
-    done(std::move(request).error());
+  pb::InvocationRequest request;
+  if (auto made = make_request(spec, request); !made) {
+    done(std::move(made).error());
     return;
   }
-  transport_->invoke(
-      std::move(*request),
-      sdk::ReplyHandler([done = std::move(done)](Result<pb::InvocationResponse> response) {
-        done(reply_of(std::move(response)));
-      }));
+  transport_->invoke(std::move(request), sdk::ReplyHandler(std::move(done)));
 }
 
 Result<void> ClientCore::spawn(std::string_view name, std::string_view parent,

@@ -20,13 +20,15 @@
 
 namespace spawn::sdk {
 
-/// Receives the outcome of one invocation exactly once. A transport that drops it unanswered
-/// (its node stopped with the call still queued) answers kShuttingDown from the destructor, so
-/// no caller waits forever. While it runs the caller's function, blocking Client calls from
-/// that thread are refused (they would wait on the thread that must answer them).
+/// Receives the outcome of one invocation exactly once and hands its payload (nullopt: none) or
+/// its error to the caller's function. A transport that drops it unanswered (its node stopped
+/// with the call still queued) answers kShuttingDown from the destructor, so no caller waits
+/// forever. While it runs the caller's function, blocking Client calls from that thread are
+/// refused (they would wait on the thread that must answer them).
 class ReplyHandler {
 public:
-  using Fn = std::function<void(Result<protocol::pb::InvocationResponse>)>;
+  using Reply = Result<std::optional<google::protobuf::Any>>;
+  using Fn = std::function<void(Reply)>;
 
   explicit ReplyHandler(Fn fn) : fn_(std::move(fn)) {}
 
@@ -88,9 +90,10 @@ class Transport {
 public:
   virtual ~Transport() = default;
 
-  /// Starts `request` and returns; `done` gets the response on one of the transport's threads
-  /// (a protocol error, status not OK, as an Error), or on this thread when it is refused at once.
-  virtual void invoke(protocol::pb::InvocationRequest request, ReplyHandler done) = 0;
+  /// Starts `request` (taken) and returns; `done` gets the response on one of the transport's
+  /// threads (a protocol error, status not OK, as an Error), or on this thread when it is refused
+  /// at once.
+  virtual void invoke(protocol::pb::InvocationRequest&& request, ReplyHandler done) = 0;
 
   /// Spawns `ids` (PROTOCOL.md §5.7); blocks the caller.
   virtual Result<void> spawn(std::string system, std::vector<protocol::pba::ActorId> ids,
@@ -111,7 +114,7 @@ public:
 
   const std::string& system() const { return dispatcher_->system(); }
 
-  using Reply = Result<std::optional<google::protobuf::Any>>;
+  using Reply = sdk::ReplyHandler::Reply;
 
   /// Runs the call and blocks until its reply (or acceptance, for async calls).
   Reply call(CallSpec spec) const;
@@ -124,7 +127,8 @@ public:
 
 private:
   Result<void> check(const CallSpec& spec, protocol::pb::InvocationRequest& request) const;
-  Result<protocol::pb::InvocationRequest> make_request(CallSpec spec) const;
+  /// Builds the request of `spec` into `request` (a new one).
+  Result<void> make_request(CallSpec& spec, protocol::pb::InvocationRequest& request) const;
 
   std::shared_ptr<const sdk::Dispatcher> dispatcher_;
   std::shared_ptr<sdk::Transport> transport_;

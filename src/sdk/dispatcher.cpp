@@ -50,11 +50,9 @@ Error handler_failed(std::string message) {
 }
 
 /// Turns the handler's Value into the response the runtime applies (PROTOCOL.md §2.2).
-pb::ActorInvocationResponse respond(pb::ActorInvocation& invocation, detail::ValueData value) {
-  pb::ActorInvocationResponse response;
+pb::ActorInvocationResponse respond(pb::ActorInvocation& invocation, detail::ValueData& value) {
+  pb::ActorInvocationResponse response;  // actor_name and actor_system: the HTTP host's
   const pba::ActorId& self = invocation.actor();
-  response.set_actor_name(self.name());
-  response.set_actor_system(self.system());
   pb::Context* context = response.mutable_updated_context();
   // The returned tags replace the stored ones (PROTOCOL.md §5.4), so the current ones are handed
   // back (moved, not copied) unless the action changed them. An unset state keeps the current one.
@@ -129,6 +127,19 @@ pb::ActorInvocationResponse respond(pb::ActorInvocation& invocation, detail::Val
     workflow->mutable_forward()->set_action_name(std::move(value.route_action));
   }
   return response;
+}
+
+/// Runs the handler of `action`; what it throws is an error.
+Result<detail::ValueData> run(const detail::ActionSpec& action,
+                              const pb::ActorInvocation& invocation) {
+  try {
+    HandlerScope scope;
+    return action.fn(detail::InvocationView(invocation));
+  } catch (const std::exception& e) {
+    return handler_failed("the handler threw: " + std::string(e.what()));
+  } catch (...) {
+    return handler_failed("the handler threw a non-standard exception");
+  }
 }
 
 }  // namespace
@@ -234,7 +245,7 @@ bool Dispatcher::in_handler() {
   return handler_depth > 0;
 }
 
-Result<pb::ActorInvocationResponse> Dispatcher::dispatch(pb::ActorInvocation invocation) const {
+Result<pb::ActorInvocationResponse> Dispatcher::dispatch(pb::ActorInvocation& invocation) const {
   const detail::ActorSpec* actor = this->actor(invocation.actor().name());
   if (actor == nullptr && !invocation.actor().parent().empty()) {
     actor = this->actor(invocation.actor().parent());
@@ -249,19 +260,11 @@ Result<pb::ActorInvocationResponse> Dispatcher::dispatch(pb::ActorInvocation inv
                 "actor '" + actor->name + "' has no action '" + invocation.action_name() + "'");
   }
 
-  Result<detail::ValueData> value = fail(ErrorCode::kInternal, "not run");
-  try {
-    HandlerScope scope;
-    value = action->fn(detail::InvocationView(invocation));
-  } catch (const std::exception& e) {
-    return handler_failed("the handler threw: " + std::string(e.what()));
-  } catch (...) {
-    return handler_failed("the handler threw a non-standard exception");
-  }
+  Result<detail::ValueData> value = run(*action, invocation);
   if (!value) {
     return handler_failed(value.error().message);
   }
-  return respond(invocation, std::move(*value));
+  return respond(invocation, *value);
 }
 
 }  // namespace spawn::sdk

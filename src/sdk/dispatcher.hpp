@@ -36,8 +36,17 @@ public:
   ///
   /// Fails with kNotFound when no actor or action matches; kBadHostResponse when the handler
   /// threw, returned an error, or could not read its state or input (the message says which).
+  ///
+  /// The response takes the current tags from `invocation` when the action leaves them as they
+  /// are; the rest of it is left as it was (runtime::Host's contract). Its informational
+  /// `actor_name` and `actor_system` are left unset (the HTTP host sets them).
   Result<protocol::pb::ActorInvocationResponse> dispatch(
-      protocol::pb::ActorInvocation invocation) const;
+      protocol::pb::ActorInvocation& invocation) const;
+
+  Result<protocol::pb::ActorInvocationResponse> dispatch(
+      protocol::pb::ActorInvocation&& invocation) const {
+    return dispatch(invocation);
+  }
 
   /// Returns true while the calling thread runs a handler (Client refuses such calls).
   static bool in_handler();

@@ -37,7 +37,7 @@ class EmbeddedTransport final : public Transport {
 public:
   explicit EmbeddedTransport(runtime::Runtime& runtime) : runtime_(&runtime) {}
 
-  void invoke(pb::InvocationRequest request, ReplyHandler done) override {
+  void invoke(pb::InvocationRequest&& request, ReplyHandler done) override {
     std::shared_lock lock(mutex_);
     if (runtime_ == nullptr) {
       done(stopped());

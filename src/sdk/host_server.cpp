@@ -82,17 +82,18 @@ struct HostServer::Impl {
       return make_response(request, http::status::bad_request, "text/plain",
                            "the body is not an ActorInvocation");
     }
-    const std::string actor = invocation.actor().name();
-    const std::string action = invocation.action_name();
-    auto response = dispatcher->dispatch(std::move(invocation));
+    auto response = dispatcher->dispatch(invocation);
     if (response) {
+      // Informational on the wire (PROTOCOL.md §2.2), as every SDK's host sends them.
+      response->set_actor_name(invocation.actor().name());
+      response->set_actor_system(invocation.actor().system());
       return make_response(request, http::status::ok, "application/octet-stream",
                            response->SerializeAsString());
     }
     // The reason goes back as text: our proxy passes it on to the caller; Spawn's own proxy
     // ignores it, and sees a failed call either way (PROTOCOL.md §4).
-    spdlog::warn("sdk host: actor={} action={} failed: {}", actor, action,
-                 response.error().message);
+    spdlog::warn("sdk host: actor={} action={} failed: {}", invocation.actor().name(),
+                 invocation.action_name(), response.error().message);
     const auto status = response.error().code == ErrorCode::kNotFound ? http::status::not_found
                                                                       : http::status::bad_request;
     return make_response(request, status, "text/plain", response.error().message);

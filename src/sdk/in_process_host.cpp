@@ -6,7 +6,7 @@ namespace spawn::sdk {
 
 Task<Result<protocol::pb::ActorInvocationResponse>> InProcessHost::invoke(
     protocol::pb::ActorInvocation& invocation) {
-  co_return dispatcher_->dispatch(std::move(invocation));
+  co_return dispatcher_->dispatch(invocation);
 }
 
 runtime::HostFactory make_in_process_host_factory(std::shared_ptr<const Dispatcher> dispatcher) {

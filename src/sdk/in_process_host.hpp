@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 
 #include "spawn/result.hpp"
 
@@ -26,6 +27,12 @@ public:
   /// Runs the action; fails as Dispatcher::dispatch() does. Completes without suspending.
   Task<Result<protocol::pb::ActorInvocationResponse>> invoke(
       protocol::pb::ActorInvocation& invocation) override;
+
+  /// Runs the action here and now (always: a handler never waits).
+  std::optional<Result<protocol::pb::ActorInvocationResponse>> invoke_now(
+      protocol::pb::ActorInvocation& invocation) override {
+    return dispatcher_->dispatch(invocation);
+  }
 
 private:
   std::shared_ptr<const Dispatcher> dispatcher_;

@@ -1,6 +1,7 @@
 // The scenario suite in embedded mode: the runtime in this process, SQLite in a temp dir.
 
 #include <memory>
+#include <string>
 
 #include "spawn/spawn.hpp"
 
@@ -48,6 +49,30 @@ TEST(EmbeddedNodeTest, PersistentStoreWithoutKeyIsAConfigError) {
   auto node = Node::embedded(system, options);
   ASSERT_FALSE(node);
   EXPECT_EQ(node.error().code, ErrorCode::kConfig) << node.error().message;
+}
+
+// A shard builds every invocation in one reused message: nothing of a call may reach the next.
+TEST(EmbeddedNodeTest, EachCallSeesOnlyItsOwnMetadataAndIdentity) {
+  ActorSystem system("scratch");
+  auto show = [](Context<NoState>& ctx) {
+    return ctx.value().reply(Json{"meta=" + std::to_string(ctx.metadata().size())
+                                  + " self=" + ctx.self().name + " parent=" + ctx.self().parent});
+  };
+  system.actor("probe").action("show", show);
+  system.actor("tmpl").unnamed().action("show", show);
+  EmbeddedOptions options;
+  options.threads = 1;  // every call on the same shard
+  auto node = Node::embedded(system, options);
+  ASSERT_TRUE(node) << node.error().message;
+  Client client = node->client();
+  ASSERT_TRUE(client.spawn("kid", "tmpl"));
+
+  auto kid = client.actor("kid").invoke<Json>("show", {.metadata = {{"k", "v"}, {"l", "w"}}});
+  ASSERT_TRUE(kid) << kid.error().message;
+  EXPECT_EQ(kid->text, "meta=2 self=kid parent=tmpl");
+  auto probe = client.actor("probe").invoke<Json>("show");
+  ASSERT_TRUE(probe) << probe.error().message;
+  EXPECT_EQ(probe->text, "meta=0 self=probe parent=");
 }
 
 TEST(EmbeddedNodeTest, StoppedNodeRefusesCalls) {
