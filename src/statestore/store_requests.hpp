@@ -196,13 +196,16 @@ void post_completions(std::vector<Request> requests) {
     return;
   }
   std::vector<std::vector<Request>> groups;
-  for (Request& request : requests) {
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    Request& request = requests[i];
     auto group = std::find_if(groups.begin(), groups.end(), [&](const std::vector<Request>& g) {
       return executor_of(g.front()) == executor_of(request);
     });
     if (group == groups.end()) {
       groups.emplace_back();
       group = std::prev(groups.end());
+      // Room for every request left, so that no request is moved again as the group grows.
+      group->reserve(requests.size() - i);
     }
     group->push_back(std::move(request));
   }
