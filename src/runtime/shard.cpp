@@ -210,10 +210,12 @@ std::vector<Subscription> Shard::subscribers(const std::string& topic) const {
 }
 
 Result<Entity*> Shard::find_or_create(const ActorKey& registered, const ActorKey& instance) {
-  if (Entity* found = entity_of(instance); found != nullptr) {
-    return found;
+  auto own = slots_.find(instance);
+  if (own != slots_.end() && own->second.entity) {
+    return own->second.entity.get();
   }
-  auto entry = slots_.find(registered);
+  // One lookup, not two, for an actor that is its own registration (all but pool members).
+  auto entry = registered == instance ? own : slots_.find(registered);
   if (entry == slots_.end() || !entry->second.definition) {
     if (!systems_.contains(registered.system)) {
       return fail(ErrorCode::kNotFound,
