@@ -210,10 +210,12 @@ std::vector<Subscription> Shard::subscribers(const std::string& topic) const {
 }
 
 Result<Entity*> Shard::find_or_create(const ActorKey& registered, const ActorKey& instance) {
-  if (Entity* found = entity_of(instance); found != nullptr) {
-    return found;
+  auto own = slots_.find(instance);
+  if (own != slots_.end() && own->second.entity) {
+    return own->second.entity.get();
   }
-  auto entry = slots_.find(registered);
+  // One lookup, not two, for an actor that is its own registration (all but pool members).
+  auto entry = registered == instance ? own : slots_.find(registered);
   if (entry == slots_.end() || !entry->second.definition) {
     if (!systems_.contains(registered.system)) {
       return fail(ErrorCode::kNotFound,
@@ -264,22 +266,35 @@ Task<Result<Outcome>> Shard::invoke(const ActorKey& registered, const ActorKey& 
     co_return std::move(found).error();
   }
   Entity& entity = **found;
-  if (!entity.active || entity.running || !entity.mailbox.empty()) {
+  if (entity.running || !entity.mailbox.empty()) {
     co_return co_await enqueue_and_wait(entity, request);
   }
-  // An idle, active actor: run the invocation here, as the mailbox loop would (running keeps
-  // everything else queued behind it), without an envelope, a loop coroutine and a posted
-  // completion (docs/performance.md, sidecar hop).
+  // An idle actor: activate it if needed and run the invocation here, as the mailbox loop would
+  // (running keeps everything else queued behind it), without an envelope, a loop coroutine and
+  // a posted completion (docs/performance.md, sidecar hop and cold activations).
   entity.running = true;
+  if (!entity.active) {
+    auto activated = co_await activate(entity);
+    if (!activated) {
+      spdlog::warn("actor={} activation failed: {}", describe(entity.key),
+                   activated.error().message);
+      end_inline_run(entity);
+      co_return std::move(activated).error();
+    }
+  }
   Result<Outcome> result = co_await handle(entity, request);
+  end_inline_run(entity);
+  co_return std::move(result);
+}
+
+void Shard::end_inline_run(Entity& entity) {
   if (!entity.mailbox.empty()) {
     start_mailbox(entity);  // work queued meanwhile: the mailbox loop takes over
   } else if (!entity.active) {
-    retire(entity.key);  // a revision conflict fenced this activation, as in drive()
+    retire(entity.key);  // activation failed, or a revision conflict fenced it, as in drive()
   } else {
     entity.running = false;
   }
-  co_return std::move(result);
 }
 
 asio::awaitable<Result<Outcome>> Shard::enqueue_and_wait(Entity& entity,
@@ -435,10 +450,13 @@ Task<Result<void>> Shard::activate(Entity& entity) {
   set_tags(entity, initial.tags());
   entity.revision = 0;
   if (definition.is_stateful() && !definition.is_pooled() && store_ != nullptr) {
-    auto context = "activate actor '" + describe(entity.key) + "'";
+    // The error context is made only for an error, not for every activation.
+    const auto context = [&entity] {
+      return "activate actor '" + describe(entity.key) + "'";
+    };
     auto current = co_await store_->load(entity.key);
     if (!current) {
-      co_return std::move(current).error().with_context(context);
+      co_return std::move(current).error().with_context(context());
     }
     std::optional<statestore::Snapshot> snapshot = std::move(*current);
     if (snapshot) {
@@ -449,11 +467,11 @@ Task<Result<void>> Shard::activate(Entity& entity) {
       entity.start_revision.reset();
       auto historical = co_await store_->load_revision(entity.key, revision);
       if (!historical) {
-        co_return std::move(historical).error().with_context(context);
+        co_return std::move(historical).error().with_context(context());
       }
       if (!*historical) {
         co_return fail(ErrorCode::kNotFound,
-                       context + ": revision " + std::to_string(revision) + " does not exist");
+                       context() + ": revision " + std::to_string(revision) + " does not exist");
       }
       snapshot = std::move(*historical);
     }
@@ -474,7 +492,9 @@ Task<Result<void>> Shard::activate(Entity& entity) {
   }
   schedule_check(entity);
   start_timers(entity);
-  spdlog::debug("actor={} activated rev={}", describe(entity.key), entity.revision);
+  if (spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("actor={} activated rev={}", describe(entity.key), entity.revision);
+  }
 
   if (const auto& init = definition.init_action()) {
     const pba::ActorId id = entity.actor_id();
@@ -718,12 +738,18 @@ std::shared_ptr<const std::string> Shard::share_type_url(const std::string& type
   if (type_url.empty()) {
     return nullptr;
   }
+  // Most entities of a shard share one type: a compare instead of a lookup (cold activations).
+  if (last_type_url_ && *last_type_url_ == type_url) {
+    return last_type_url_;
+  }
   auto& shared = type_urls_[type_url];
   if (auto existing = shared.lock()) {
+    last_type_url_ = existing;
     return existing;
   }
   auto made = std::make_shared<const std::string>(type_url);
   shared = made;
+  last_type_url_ = made;
   if (type_urls_.size() >= type_urls_purge_at_) {
     // Forget the type URLs no entity uses any more, so the table stays as small as what is used.
     std::erase_if(type_urls_, [](const auto& entry) { return entry.second.expired(); });

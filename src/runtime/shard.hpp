@@ -164,6 +164,9 @@ private:
   void enqueue(Entity& entity, Envelope envelope);
   /// Marks the entity running and starts its mailbox loop, drive().
   void start_mailbox(Entity& entity);
+  /// Ends an invocation invoke() ran itself: hands queued work to the mailbox loop, removes an
+  /// entity left inactive (failed activation, fenced revision), or marks it idle.
+  void end_inline_run(Entity& entity);
   asio::awaitable<Result<Outcome>> enqueue_and_wait(Entity& entity,
                                                     protocol::pb::InvocationRequest& request);
   Task<void> drive(statestore::ActorKey key);
@@ -215,6 +218,8 @@ private:
   /// the table has doubled since the last sweep.
   std::unordered_map<std::string, std::weak_ptr<const std::string>> type_urls_;
   std::size_t type_urls_purge_at_ = 16;
+  /// The type URL share_type_url() returned last (kept alive by this pointer).
+  std::shared_ptr<const std::string> last_type_url_;
   std::uint64_t pool_cursor_ = 0;
   Dispatcher dispatcher_;
   /// Timers running on this shard, as "system\x1fname\x1faction"; each runs until its actor's

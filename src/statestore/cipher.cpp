@@ -106,12 +106,16 @@ struct Encryptor {
 /// key schedule. A context that failed is dropped, not reused.
 class Cipher::Contexts {
 public:
-  explicit Contexts(const std::array<unsigned char, kKeyBytes>& key) : key_(key) {}
+  explicit Contexts(const std::array<unsigned char, kKeyBytes>& key)
+      : key_(key), gcm_(EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr)) {}
 
   Contexts(const Contexts&) = delete;
   Contexts& operator=(const Contexts&) = delete;
 
-  ~Contexts() { OPENSSL_cleanse(key_.data(), key_.size()); }
+  ~Contexts() {
+    OPENSSL_cleanse(key_.data(), key_.size());
+    EVP_CIPHER_free(gcm_);
+  }
 
   /// An encryptor, keyed, waiting for its IV; null when OpenSSL fails.
   std::unique_ptr<Encryptor> take_encryptor() {
@@ -148,7 +152,10 @@ private:
   CtxPtr new_context(bool encrypt) {
     CtxPtr ctx(EVP_CIPHER_CTX_new());
     const int enc = encrypt ? 1 : 0;
-    if (!ctx || EVP_CipherInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr, enc) != 1
+    // The fetched cipher, not EVP_aes_256_gcm(): OpenSSL 3 fetches the implementation of a
+    // built-in one again at every EVP_*Init_ex, which each call makes to set its IV.
+    const EVP_CIPHER* cipher = gcm_ != nullptr ? gcm_ : EVP_aes_256_gcm();
+    if (!ctx || EVP_CipherInit_ex(ctx.get(), cipher, nullptr, nullptr, nullptr, enc) != 1
         || EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kIvBytes),
                                nullptr)
                != 1
@@ -179,6 +186,8 @@ private:
   }
 
   std::array<unsigned char, kKeyBytes> key_;
+  /// AES-256-GCM from the default provider; null if the fetch failed (then the built-in one).
+  EVP_CIPHER* gcm_;
   std::mutex mutex_;  // guards encryptors_ and decryptors_
   std::vector<std::unique_ptr<Encryptor>> encryptors_;
   std::vector<CtxPtr> decryptors_;
@@ -280,7 +289,9 @@ Result<std::string> Cipher::decrypt_gcm(std::string_view body) const {
                      + std::to_string(kIvBytes + kGcmTagBytes) + ")");
   }
   const std::string_view iv = body.substr(0, kIvBytes);
-  std::string gcm_tag(body.substr(kIvBytes, kGcmTagBytes));
+  // A copy (OpenSSL takes a mutable pointer), in an array: 16 bytes do not fit a string's SSO.
+  std::array<unsigned char, kGcmTagBytes> gcm_tag{};
+  std::memcpy(gcm_tag.data(), body.data() + kIvBytes, kGcmTagBytes);
   const std::string_view ciphertext = body.substr(kIvBytes + kGcmTagBytes);
   std::string plaintext(ciphertext.size(), '\0');
 

@@ -32,7 +32,7 @@ Result<std::unique_ptr<QueuedStore>> QueuedStore::start(
 
 QueuedStore::~QueuedStore() {
   writes_.close();
-  reads_.close();
+  reads_->close();
   if (writer_thread_.joinable()) {
     writer_thread_.join();
   }
@@ -57,7 +57,7 @@ void QueuedStore::run_writer() {
 void QueuedStore::run_reader(RequestReader& reader) {
   const std::size_t max_batch = std::max<std::size_t>(options_.max_read_batch, 1);
   for (;;) {
-    std::vector<ReadRequest> batch = reads_.pop(max_batch);
+    std::vector<ReadRequest> batch = reads_->pop(max_batch);
     if (batch.empty()) {
       return;
     }
@@ -67,7 +67,7 @@ void QueuedStore::run_reader(RequestReader& reader) {
 }
 
 Task<Result<std::optional<Snapshot>>> QueuedStore::load(ActorKey key) {
-  return submit<std::optional<Snapshot>>(reads_, Load{.key = std::move(key)});
+  return submit<std::optional<Snapshot>>(*reads_, Load{.key = std::move(key)});
 }
 
 Task<Result<std::optional<Snapshot>>> QueuedStore::load_revision(ActorKey key,
@@ -76,7 +76,7 @@ Task<Result<std::optional<Snapshot>>> QueuedStore::load_revision(ActorKey key,
     co_return std::optional<Snapshot>();
   }
   Load request{.key = std::move(key), .revision = revision};
-  co_return co_await submit<std::optional<Snapshot>>(reads_, std::move(request));
+  co_return co_await submit<std::optional<Snapshot>>(*reads_, std::move(request));
 }
 
 Task<Result<std::int64_t>> QueuedStore::save(ActorKey key, Snapshot snapshot,
@@ -117,7 +117,7 @@ Task<Result<std::vector<ScheduledInvocation>>> QueuedStore::due_scheduled(std::i
   constexpr auto kMaxLimit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
   DueScheduled request{.until_ms = until_ms,
                        .limit = static_cast<std::int64_t>(std::min(limit, kMaxLimit))};
-  co_return co_await submit<std::vector<ScheduledInvocation>>(reads_, request);
+  co_return co_await submit<std::vector<ScheduledInvocation>>(*reads_, request);
 }
 
 Task<Result<void>> QueuedStore::remove_scheduled(std::vector<std::string> ids) {
@@ -129,7 +129,7 @@ Task<Result<void>> QueuedStore::remove_scheduled(std::vector<std::string> ids) {
 }
 
 Task<Result<std::int64_t>> QueuedStore::count_scheduled() {
-  return submit<std::int64_t>(reads_, CountScheduled{});
+  return submit<std::int64_t>(*reads_, CountScheduled{});
 }
 
 }  // namespace spawn::statestore

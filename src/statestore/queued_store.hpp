@@ -107,7 +107,9 @@ private:
   std::unique_ptr<BatchWriter> writer_;
   std::vector<std::unique_ptr<RequestReader>> readers_;
   RequestQueue<WriteRequest> writes_;
-  RequestQueue<ReadRequest> reads_;
+  /// Shared with the wake-ups it posts to its callers (see RequestQueue, coalesce).
+  std::shared_ptr<RequestQueue<ReadRequest>> reads_ =
+      std::make_shared<RequestQueue<ReadRequest>>(/*coalesce=*/true);
   std::thread writer_thread_;
   std::vector<std::thread> reader_threads_;
   std::atomic<std::uint64_t> transactions_ = 0;

@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -196,13 +196,16 @@ void post_completions(std::vector<Request> requests) {
     return;
   }
   std::vector<std::vector<Request>> groups;
-  for (Request& request : requests) {
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    Request& request = requests[i];
     auto group = std::find_if(groups.begin(), groups.end(), [&](const std::vector<Request>& g) {
       return executor_of(g.front()) == executor_of(request);
     });
     if (group == groups.end()) {
       groups.emplace_back();
       group = std::prev(groups.end());
+      // Room for every request left, so that no request is moved again as the group grows.
+      group->reserve(requests.size() - i);
     }
     group->push_back(std::move(request));
   }
@@ -213,14 +216,29 @@ void post_completions(std::vector<Request> requests) {
 }
 
 /// A mutex-and-condvar queue between the callers and one kind of store thread.
+///
+/// How a request wakes a store thread depends on `coalesce`:
+/// - false: a waiting thread is woken when the queue was empty (a thread is then woken or busy
+///   and takes what follows in its next batch), and for every `kPerWakeUp` more requests queued
+///   (so several threads share a backlog): not once per request.
+/// - true: the first request a caller's executor adds posts one wake-up to that executor, which
+///   runs once the executor has run the handlers queued before it; the requests those handlers
+///   add meanwhile join the queue quietly. What one pass of a caller's event loop asks for thus
+///   reaches a store thread with one wake-up, as one batch, instead of one request at a time
+///   (which kept readers waking for batches of one or two loads; docs/performance.md, cold
+///   activations).
+/// A thread that leaves requests behind when it takes a batch wakes another one.
 template <class Request>
-class RequestQueue {
+class RequestQueue : public std::enable_shared_from_this<RequestQueue<Request>> {
 public:
-  /// Adds a request. A waiting thread is woken when the queue was empty (a thread is then
-  /// woken or busy and takes what follows in its next batch), and for every `kPerWakeUp` more
-  /// requests queued (so several threads share a backlog): not once per request, which made
-  /// every load a wake-up of a reader thread.
+  explicit RequestQueue(bool coalesce = false) : coalesce_(coalesce) {}
+
+  /// Adds a request.
   void push(Request request) {
+    if (coalesce_) {
+      push_coalesced(std::move(request));
+      return;
+    }
     bool wake = false;
     {
       const std::lock_guard lock(mutex_);
@@ -238,11 +256,23 @@ public:
     std::unique_lock lock(mutex_);
     ready_.wait(lock, [this] { return closed_ || !items_.empty(); });
     std::vector<Request> taken;
-    const std::size_t count = std::min(max, items_.size());
-    taken.reserve(count);
-    for (std::size_t i = 0; i < count; ++i) {
-      taken.push_back(std::move(items_.front()));
-      items_.pop_front();
+    if (items_.size() <= max) {
+      taken.swap(items_);  // the usual case: all of them, without moving one
+    } else {
+      // Moved into new vectors rather than erased from the front: requests are only ever
+      // move-constructed (Boost's any_completion_handler move assignment recurses forever).
+      std::vector<Request> rest;
+      taken.reserve(max);
+      rest.reserve(items_.size() - max);
+      for (std::size_t i = 0; i < items_.size(); ++i) {
+        (i < max ? taken : rest).push_back(std::move(items_[i]));
+      }
+      items_.swap(rest);
+    }
+    const bool more = !items_.empty();
+    lock.unlock();
+    if (more) {
+      ready_.notify_one();
     }
     return taken;
   }
@@ -259,9 +289,47 @@ public:
 private:
   static constexpr std::size_t kPerWakeUp = 16;
 
-  std::mutex mutex_;  // guards items_ and closed_
+  static const asio::any_io_executor& executor_of(const Request& request) {
+    return std::visit(
+        [](const auto& op) -> const asio::any_io_executor& { return op.completion.executor(); },
+        request);
+  }
+
+  void push_coalesced(Request request) {
+    std::optional<asio::any_io_executor> post_to;
+    {
+      const std::lock_guard lock(mutex_);
+      const asio::any_io_executor& executor = executor_of(request);
+      if (std::find(waking_.begin(), waking_.end(), executor) == waking_.end()) {
+        waking_.push_back(executor);
+        post_to = executor;
+      }
+      items_.push_back(std::move(request));
+    }
+    if (post_to) {
+      // The queue is shared so that a wake-up still pending when its store is gone is harmless.
+      asio::post(*post_to, [queue = this->shared_from_this(), executor = *post_to] {
+        queue->wake(executor);
+      });
+    }
+  }
+
+  void wake(const asio::any_io_executor& executor) {
+    {
+      const std::lock_guard lock(mutex_);
+      std::erase(waking_, executor);
+    }
+    ready_.notify_one();
+  }
+
+  const bool coalesce_;
+  std::mutex mutex_;  // guards items_, waking_ and closed_
   std::condition_variable ready_;
-  std::deque<Request> items_;
+  /// A vector, not a deque: a request is larger than a deque's 512-byte block, so a deque
+  /// allocated one block per request.
+  std::vector<Request> items_;
+  /// The executors with a wake-up posted and not yet run (coalesce only).
+  std::vector<asio::any_io_executor> waking_;
   bool closed_ = false;
 };
 

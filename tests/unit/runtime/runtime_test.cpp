@@ -313,6 +313,32 @@ TEST_F(RuntimeTest, SpawnedChildCarriesItsParentAndUnknownParentFails) {
   EXPECT_EQ(orphan.error().code, ErrorCode::kNotFound);
 }
 
+// A call that activates its actor itself (no mailbox) and fails to: the caller gets the
+// activation's error, nothing of the failed activation stays, and the next call activates afresh.
+TEST_F(RuntimeTest, FailedActivationAnswersTheCallAndTheNextCallActivatesAfresh) {
+  auto parent = actor("template");
+  parent.mutable_settings()->set_kind(pba::UNNAMED);
+  register_actors({parent});
+  pba::ActorId child;
+  child.set_name("child-1");
+  child.set_system("sys");
+  child.set_parent("template");
+  ASSERT_TRUE(run(runtime_->spawn({child}, std::int64_t{7})));  // revision 7 was never stored
+
+  auto failed = invoke("child-1", "get");
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, ErrorCode::kNotFound) << failed.error().message;
+  EXPECT_NE(failed.error().message.find("revision 7 does not exist"), std::string::npos)
+      << failed.error().message;
+  EXPECT_EQ(script_->count("init"), 0) << "init runs only once the state is loaded";
+
+  ASSERT_TRUE(invoke("child-1", "inc"));
+  EXPECT_EQ(script_->count("init"), 1) << "the next call activated the actor";
+  auto calls = script_->calls();
+  ASSERT_FALSE(calls.empty());
+  EXPECT_EQ(calls.back().action_name(), "inc");
+}
+
 TEST_F(RuntimeTest, TimerKeepsFiringAcrossPassivationAndReactivatesTheActor) {
   auto ticking = actor("ticker", /*stateful=*/true);
   auto* timer = ticking.add_timer_actions();
