@@ -442,7 +442,9 @@ Task<void> Shard::drive(ActorKey key) {
 }
 
 Task<Result<void>> Shard::activate(Entity& entity) {
-  const ActorDefinition& definition = *entity.definition;
+  // Held, not referred to: a re-registration while the load is awaited replaces the entity's.
+  const std::shared_ptr<const ActorDefinition> held = entity.definition;
+  const ActorDefinition& definition = *held;
   const auto& initial = definition.actor().state();
   entity.has_state = initial.has_state();
   entity.type_url = share_type_url(initial.state().type_url());
@@ -619,7 +621,8 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& reque
     co_return std::move(reply).error().with_context(describe_call(action, entity));
   }
   apply(entity, *reply);
-  if (reply->checkpoint() && definition.is_stateful() && !definition.is_pooled()
+  // The current definition: a re-registration while the host was called replaced the first.
+  if (reply->checkpoint() && entity.definition->is_stateful() && !entity.definition->is_pooled()
       && store_ != nullptr) {
     auto saved = co_await save(entity, ActorStatus::kActivated);
     if (!saved) {

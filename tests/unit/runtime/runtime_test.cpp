@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -220,6 +221,36 @@ TEST_F(RuntimeTest, AsyncInvocationIsQueuedBeforeTheReply) {
 TEST_F(RuntimeTest, CheckpointPersistsBeforeTheReply) {
   register_actors({actor("counter")});
   ASSERT_TRUE(invoke("counter", "checkpoint"));
+  auto snapshot = stored("counter");
+  ASSERT_TRUE(snapshot.has_value());
+  EXPECT_EQ(snapshot->data, "1");
+  EXPECT_EQ(snapshot->revision, 1);
+}
+
+TEST_F(RuntimeTest, ReRegistrationWhileTheActorActivatesAndCallsItsHostLeavesTheCallWhole) {
+  // The host answers after 200 ms: the system is registered again (new definitions, the old
+  // ones released) once while `init` runs during the activation, once while `checkpoint` runs.
+  // Each must finish with the definition it started with or the new one, never a released one
+  // (a sanitizer build reports a use after free otherwise), and the checkpoint is stored.
+  script_->delay = 200ms;
+  register_actors({actor("counter")});
+  const auto wait_until = [](const std::function<bool()>& done) {
+    for (int i = 0; i < 1000 && !done(); ++i) {
+      std::this_thread::sleep_for(2ms);
+    }
+    return done();
+  };
+  auto call = std::async(std::launch::async, [this] { return invoke("counter", "checkpoint"); });
+
+  ASSERT_TRUE(wait_until([this] { return script_->running == 1; })) << "init never started";
+  register_actors({actor("counter")});
+  ASSERT_TRUE(wait_until([this] { return script_->count("init") == 1 && script_->running == 1; }))
+      << "checkpoint never reached the host";
+  register_actors({actor("counter")});
+
+  auto response = call.get();
+  ASSERT_TRUE(response) << response.error().message;
+  EXPECT_EQ(counter_of(response->value()), 1);
   auto snapshot = stored("counter");
   ASSERT_TRUE(snapshot.has_value());
   EXPECT_EQ(snapshot->data, "1");
