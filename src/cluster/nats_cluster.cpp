@@ -626,7 +626,10 @@ Task<Result<runtime::Placement>> NatsCluster::locate(ActorKey key) {
   }
   auto name = directory_key(key);
   for (int attempt = 0; attempt < 8; ++attempt) {
-    auto entry = co_await read(false, name);
+    // Tasks are made before the statements awaiting them: their arguments stay out of this frame
+    // (under the 1,020 bytes Asio recycles; the cached placement above is the hot path).
+    auto reading = read(false, name);
+    auto entry = co_await std::move(reading);
     if (!entry) {
       co_return std::move(entry).error().with_context("find the node of actor '" + key.name + "'");
     }
@@ -641,7 +644,8 @@ Task<Result<runtime::Placement>> NatsCluster::locate(ActorKey key) {
       }
     }
     if (!registered_anywhere && parent.empty()) {
-      auto found = co_await parent_of(key);
+      auto finding = parent_of(key);
+      auto found = co_await std::move(finding);
       if (!found) {
         co_return std::move(found).error();
       }
@@ -678,7 +682,8 @@ Task<Result<runtime::Placement>> NatsCluster::locate(ActorKey key) {
       }
       return last ? kv_update(*bucket, name, choice, *last) : kv_create(*bucket, name, choice);
     };
-    auto written = co_await blocking(std::move(write));
+    auto writing = blocking(std::move(write));
+    auto written = co_await std::move(writing);
     if (!written) {
       co_return std::move(written).error().with_context("place actor '" + key.name + "'");
     }

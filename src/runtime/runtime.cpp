@@ -55,6 +55,22 @@ private:
   std::atomic<std::int64_t>& counter_;
 };
 
+/// The answer to a request taken to run later (scheduled or async): OK and no payload.
+std::optional<pb::InvocationResponse> accepted() {
+  std::optional<pb::InvocationResponse> response(std::in_place);
+  response->mutable_status()->set_status(pb::OK);  // protocol::ok_status(), without a copy
+  return response;
+}
+
+/// The spawn of `key` as a child of `parent`: what spawn() takes.
+std::vector<pba::ActorId> child_of(const ActorKey& key, const std::string& parent) {
+  std::vector<pba::ActorId> children(1);
+  children.front().set_name(key.name);
+  children.front().set_system(key.system);
+  children.front().set_parent(parent);
+  return children;
+}
+
 bool is_empty(const pb::Workflow& workflow) {
   return workflow.effects_size() == 0 && !workflow.has_broadcast()
          && workflow.routing_case() == pb::Workflow::ROUTING_NOT_SET;
@@ -298,6 +314,10 @@ Task<Result<pb::InvocationResponse>> Runtime::invoke(pb::InvocationRequest reque
 }
 
 Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest request, int hops) {
+  // This frame stays under the 1,020 bytes Asio recycles (src/common/CMakeLists.txt), so a call
+  // costs no malloc for it: GCC 12 keeps every local and co_await temporary of the whole function
+  // in the frame, taken branch or not, so the rarer ways live in coroutines of their own
+  // (route_elsewhere(), follow_workflow()) and tasks are made before the statement awaiting them.
   if (shutting_down_) {
     co_return fail(ErrorCode::kShuttingDown, "proxy is shutting down: invocation refused");
   }
@@ -317,67 +337,31 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
                    "invoke actor '" + id.name() + "': the request names no action");
   }
   ActorKey key{std::move(system), id.name()};
-  if (!request.register_ref().empty()) {
-    pba::ActorId child;
-    child.set_name(key.name);
-    child.set_system(key.system);
-    child.set_parent(request.register_ref());
-    std::vector<pba::ActorId> children(1, std::move(child));
-    auto spawned = co_await spawn(std::move(children), std::nullopt);
-    if (!spawned) {
-      co_return std::move(spawned).error();
+  if (!request.register_ref().empty() || request.scheduled_to() != 0 || cluster_ != nullptr
+      || request.async()) {
+    auto elsewhere = route_elsewhere(key, request, hops);
+    auto routed = co_await std::move(elsewhere);
+    if (!routed) {
+      co_return std::move(routed).error();
+    }
+    if (*routed) {
+      co_return std::move(**routed);
     }
   }
 
+  Shard& owner = shard_for(key);
+  // The key and the request stay in this frame, which outlives the call: the layers below borrow
+  // them.
+  auto here = co_await asio::this_coro::executor;
+  auto task = invoke_from(here, owner, key, request);
+  auto outcome = co_await std::move(task);
+  if (!outcome) {
+    co_return std::move(outcome).error();
+  }
   // The echo of the request's system and actor is the HTTP API's (PROTOCOL.md §3): the proxy's
   // server adds it; embedded callers never read it.
   pb::InvocationResponse response;
   response.mutable_status()->set_status(pb::OK);  // protocol::ok_status(), without a copy
-
-  if (request.scheduled_to() != 0) {
-    auto scheduled = co_await schedule(std::move(key), std::move(request));
-    if (!scheduled) {
-      co_return std::move(scheduled).error();
-    }
-    co_return response;
-  }
-  if (cluster_ != nullptr) {
-    auto remote = co_await run_remote(key, request, hops);
-    if (!remote) {
-      co_return std::move(remote).error();
-    }
-    if (*remote) {
-      co_return std::move(**remote);
-    }
-  }
-  if (request.async()) {
-    Shard& owner = shard_for(key);
-    auto posted =
-        co_await run_on(owner.executor(), post_on_owner(std::move(key), std::move(request)));
-    if (!posted) {
-      co_return std::move(posted).error();
-    }
-    co_return response;  // no payload at all (PROTOCOL.md §5.5)
-  }
-
-  Shard& owner = shard_for(key);
-  // run_on() spelled out: on the owner shard already (always with one shard) the invocation is
-  // awaited here, one coroutine frame and one move of the outcome fewer. The key and the request
-  // stay in this frame, which outlives the call: the layers below borrow them.
-  // (Named executors and task: GCC 12 mishandles temporaries inside co_await expressions.)
-  auto here = co_await asio::this_coro::executor;
-  auto there = owner.executor();
-  auto task = invoke_on_owner(owner, key, request);
-  std::optional<Result<Outcome>> ran;
-  if (here == there) {
-    ran.emplace(co_await std::move(task));
-  } else {
-    ran.emplace(co_await asio::co_spawn(there, std::move(task), asio::use_awaitable));
-  }
-  auto& outcome = *ran;
-  if (!outcome) {
-    co_return std::move(outcome).error();
-  }
   auto& reply = outcome->response;
   if (reply.has_value()) {
     response.set_allocated_value(reply.release_value());
@@ -385,20 +369,80 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
     response.mutable_noop();
   }
   if (reply.has_workflow() && !is_empty(reply.workflow())) {
-    auto context = WorkflowContext::of(request);
-    auto routed =
-        co_await run_workflow(std::move(context), std::move(reply), response, std::move(request));
-    if (!routed) {
-      co_return std::move(routed).error();
-    }
-    if (*routed) {
-      auto& result = **routed;
-      response.clear_value();
-      response.clear_noop();
-      copy_payload(result, response);
+    auto workflow = follow_workflow(reply, response, request);
+    auto followed = co_await std::move(workflow);
+    if (!followed) {
+      co_return std::move(followed).error();
     }
   }
   co_return std::move(response);
+}
+
+Task<Result<std::optional<pb::InvocationResponse>>> Runtime::route_elsewhere(
+    ActorKey& key, pb::InvocationRequest& request, int hops) {
+  if (!request.register_ref().empty()) {
+    auto spawning = spawn(child_of(key, request.register_ref()), std::nullopt);
+    auto spawned = co_await std::move(spawning);
+    if (!spawned) {
+      co_return std::move(spawned).error();
+    }
+  }
+  if (request.scheduled_to() != 0) {
+    auto scheduling = schedule(std::move(key), std::move(request));
+    auto scheduled = co_await std::move(scheduling);
+    if (!scheduled) {
+      co_return std::move(scheduled).error();
+    }
+    co_return accepted();
+  }
+  if (cluster_ != nullptr) {
+    auto running = run_remote(key, request, hops);
+    auto remote = co_await std::move(running);
+    if (!remote || *remote) {
+      co_return std::move(remote);
+    }
+  }
+  if (request.async()) {
+    Shard& owner = shard_for(key);
+    auto posting = run_on(owner.executor(), post_on_owner(std::move(key), std::move(request)));
+    auto posted = co_await std::move(posting);
+    if (!posted) {
+      co_return std::move(posted).error();
+    }
+    co_return accepted();  // no payload at all (PROTOCOL.md §5.5)
+  }
+  co_return std::nullopt;
+}
+
+Task<Result<Outcome>> Runtime::invoke_from(const asio::any_io_executor& here, Shard& owner,
+                                           const ActorKey& key, pb::InvocationRequest& request) {
+  // run_on() spelled out, without a coroutine of its own: on the owner shard already (always with
+  // one shard) the invocation is awaited directly, one coroutine frame and one move of the
+  // outcome fewer.
+  auto task = invoke_on_owner(owner, key, request);
+  auto there = owner.executor();
+  if (here == there) {
+    return task;
+  }
+  return asio::co_spawn(std::move(there), std::move(task), asio::use_awaitable);
+}
+
+Task<Result<void>> Runtime::follow_workflow(pb::ActorInvocationResponse& reply,
+                                            pb::InvocationResponse& response,
+                                            pb::InvocationRequest& request) {
+  auto context = WorkflowContext::of(request);
+  auto running = run_workflow(std::move(context), std::move(reply), response, std::move(request));
+  auto routed = co_await std::move(running);
+  if (!routed) {
+    co_return std::move(routed).error();
+  }
+  if (*routed) {
+    auto& result = **routed;
+    response.clear_value();
+    response.clear_noop();
+    copy_payload(result, response);
+  }
+  co_return ok();
 }
 
 Task<Result<std::optional<pb::InvocationResponse>>> Runtime::run_remote(
@@ -409,19 +453,17 @@ Task<Result<std::optional<pb::InvocationResponse>>> Runtime::run_remote(
   auto pause = std::chrono::milliseconds(10);
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (;;) {
-    auto placement = co_await cluster_->locate(key);
+    auto locating = cluster_->locate(key);
+    auto placement = co_await std::move(locating);
     if (!placement) {
       co_return std::move(placement).error();
     }
     if (placement->node.empty()) {
       if (!placement->parent.empty()) {
         // A child spawned on another node: this node serves it from now on.
-        pba::ActorId child;
-        child.set_name(key.name);
-        child.set_system(key.system);
-        child.set_parent(placement->parent);
-        std::vector<pba::ActorId> children(1, std::move(child));
-        auto spawned = co_await spawn_here(children, std::nullopt);
+        auto children = child_of(key, placement->parent);
+        auto spawning = spawn_here(children, std::nullopt);
+        auto spawned = co_await std::move(spawning);
         if (!spawned) {
           co_return std::move(spawned).error();
         }
@@ -437,7 +479,8 @@ Task<Result<std::optional<pb::InvocationResponse>>> Runtime::run_remote(
                      "invoke actor '" + key.name + "': no node of the cluster took it (last tried '"
                          + placement->node + "', " + std::to_string(hops) + " hops)");
     }
-    auto answer = co_await cluster_->call(placement->node, request, hops + 1, remaining);
+    auto calling = cluster_->call(placement->node, request, hops + 1, remaining);
+    auto answer = co_await std::move(calling);
     if (!answer) {
       co_return std::move(answer).error();
     }
@@ -494,12 +537,14 @@ Task<Result<void>> Runtime::post_on_owner(ActorKey key, pb::InvocationRequest re
   if (&target == &owner) {
     co_return owner.post(key, instance, std::move(request), std::move(done));
   }
-  co_return co_await run_on(
-      executor,
-      [](Shard* shard, ActorKey registered, ActorKey member, pb::InvocationRequest req,
-         asio::any_completion_handler<void(Result<Outcome>)> handler) -> Task<Result<void>> {
-        co_return shard->post(registered, member, std::move(req), std::move(handler));
-      }(&target, std::move(key), std::move(instance), std::move(request), std::move(done)));
+  // The task is made before the statement awaiting it: its arguments stay out of this frame.
+  auto posting =
+      run_on(executor,
+             [](Shard* shard, ActorKey registered, ActorKey member, pb::InvocationRequest req,
+                asio::any_completion_handler<void(Result<Outcome>)> handler) -> Task<Result<void>> {
+               co_return shard->post(registered, member, std::move(req), std::move(handler));
+             }(&target, std::move(key), std::move(instance), std::move(request), std::move(done)));
+  co_return co_await std::move(posting);
 }
 
 Task<Result<void>> Runtime::schedule(ActorKey key, pb::InvocationRequest request) {
@@ -567,42 +612,58 @@ Task<Result<std::optional<pb::InvocationResponse>>> Runtime::run_workflow(
     start_effect(std::move(*request));
   }
   if (workflow->has_broadcast()) {
-    // Actors subscribed anywhere in the cluster are invoked from here, once each; the pubsub
-    // carries the message to the external subscribers of every node.
-    BroadcastMessage message{std::move(*workflow->mutable_broadcast()), context->self};
-    pubsub_->publish(message);
-    auto& shard =
-        *shards_[std::hash<std::string>{}(message.broadcast.channel_group()) % shards_.size()];
-    asio::co_spawn(shard.executor(), deliver_to_actors(std::move(message)),
-                   [](std::exception_ptr e) { common::log_exception(e, "broadcast"); });
+    start_broadcast(*context, *workflow->mutable_broadcast());
   }
   if (workflow->routing_case() == pb::Workflow::ROUTING_NOT_SET) {
     co_return std::nullopt;
   }
+  // The routed request is made in a plain function and the task before the statement awaiting
+  // it: neither stays in this frame (under the 1,020 bytes Asio recycles).
   const bool is_pipe = workflow->has_pipe();
   const auto& target = is_pipe ? workflow->pipe().actor() : workflow->forward().actor();
-  const auto& action = is_pipe ? workflow->pipe().action_name() : workflow->forward().action_name();
-  const auto& ref = is_pipe ? workflow->pipe().register_ref() : workflow->forward().register_ref();
-  pb::InvocationRequest routed;
-  routed.mutable_system()->set_name(context->system);
-  routed.mutable_actor()->mutable_id()->set_name(target);
-  routed.mutable_actor()->mutable_id()->set_system(context->system);
-  routed.set_action_name(action);
-  *routed.mutable_caller() = context->self;
-  *routed.mutable_metadata() = context->metadata;
-  routed.set_register_ref(ref);
-  if (is_pipe) {
-    copy_payload(output, routed);
-  } else {
-    copy_payload(input, routed);
-  }
-  auto result = co_await invoke(std::move(routed));
+  auto invoking = invoke(routed_request(*context, *workflow, output, input));
+  auto result = co_await std::move(invoking);
   if (!result) {
     co_return std::move(result).error().with_context(std::string(is_pipe ? "pipe" : "forward")
                                                      + " from actor '" + context->self.name()
                                                      + "' to '" + target + "'");
   }
   co_return std::optional<pb::InvocationResponse>(std::move(*result));
+}
+
+pb::InvocationRequest Runtime::routed_request(const WorkflowContext& context,
+                                              const pb::Workflow& workflow,
+                                              const pb::InvocationResponse& output,
+                                              const pb::InvocationRequest& input) {
+  const bool is_pipe = workflow.has_pipe();
+  const auto& target = is_pipe ? workflow.pipe().actor() : workflow.forward().actor();
+  const auto& action = is_pipe ? workflow.pipe().action_name() : workflow.forward().action_name();
+  const auto& ref = is_pipe ? workflow.pipe().register_ref() : workflow.forward().register_ref();
+  pb::InvocationRequest routed;
+  routed.mutable_system()->set_name(context.system);
+  routed.mutable_actor()->mutable_id()->set_name(target);
+  routed.mutable_actor()->mutable_id()->set_system(context.system);
+  routed.set_action_name(action);
+  *routed.mutable_caller() = context.self;
+  *routed.mutable_metadata() = context.metadata;
+  routed.set_register_ref(ref);
+  if (is_pipe) {
+    copy_payload(output, routed);
+  } else {
+    copy_payload(input, routed);
+  }
+  return routed;
+}
+
+void Runtime::start_broadcast(const WorkflowContext& context, pb::Broadcast& broadcast) {
+  // Actors subscribed anywhere in the cluster are invoked from here, once each; the pubsub
+  // carries the message to the external subscribers of every node.
+  BroadcastMessage message{std::move(broadcast), context.self};
+  pubsub_->publish(message);
+  auto& shard =
+      *shards_[std::hash<std::string>{}(message.broadcast.channel_group()) % shards_.size()];
+  asio::co_spawn(shard.executor(), deliver_to_actors(std::move(message)),
+                 [](std::exception_ptr e) { common::log_exception(e, "broadcast"); });
 }
 
 void Runtime::start_effect(pb::InvocationRequest request) {

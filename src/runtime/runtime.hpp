@@ -120,6 +120,21 @@ private:
                                 std::optional<std::int64_t> revision);
   Task<Result<protocol::pb::InvocationResponse>> route(protocol::pb::InvocationRequest request,
                                                        int hops);
+  /// The rarer ways of route(): spawns the child `request` registers, then schedules, sends to
+  /// another node or posts the invocation; nullopt when it still has to run here, as a plain call.
+  /// May move `key` and `request` away when it answers.
+  Task<Result<std::optional<protocol::pb::InvocationResponse>>> route_elsewhere(
+      statestore::ActorKey& key, protocol::pb::InvocationRequest& request, int hops);
+  /// Runs invoke_on_owner() from `here`: awaited directly on the owner's shard, else hopping there.
+  /// Not a coroutine.
+  Task<Result<Outcome>> invoke_from(const asio::any_io_executor& here, Shard& owner,
+                                    const statestore::ActorKey& key,
+                                    protocol::pb::InvocationRequest& request);
+  /// Runs the workflow of `reply`, the answer to `request`, and puts a piped result in `response`.
+  /// Takes `reply` and `request` over.
+  Task<Result<void>> follow_workflow(protocol::pb::ActorInvocationResponse& reply,
+                                     protocol::pb::InvocationResponse& response,
+                                     protocol::pb::InvocationRequest& request);
   /// Sends `request` for `key` to its owner node until it ran there, or answers nullopt when
   /// this node is the owner (a child spawned elsewhere is spawned here first).
   Task<Result<std::optional<protocol::pb::InvocationResponse>>> run_remote(
@@ -136,6 +151,12 @@ private:
       std::shared_ptr<const WorkflowContext> context,
       protocol::pb::ActorInvocationResponse response, protocol::pb::InvocationResponse output,
       protocol::pb::InvocationRequest input);
+  /// The request a workflow's pipe or forward sends on (run_workflow()).
+  static protocol::pb::InvocationRequest routed_request(
+      const WorkflowContext& context, const protocol::pb::Workflow& workflow,
+      const protocol::pb::InvocationResponse& output, const protocol::pb::InvocationRequest& input);
+  /// Publishes a workflow's broadcast and invokes its subscribers here (run_workflow()).
+  void start_broadcast(const WorkflowContext& context, protocol::pb::Broadcast& broadcast);
   void start_effect(protocol::pb::InvocationRequest request);
   /// Runs `request` through invoke() in the background on `executor`; failures are logged.
   void dispatch(asio::any_io_executor executor, protocol::pb::InvocationRequest request,

@@ -23,6 +23,11 @@ std::string describe(const ActorKey& key) {
   return key.system + "/" + key.name;
 }
 
+/// The context of an activation's errors: made only for an error, not for every activation.
+std::string activation_context(const Entity& entity) {
+  return "activate actor '" + describe(entity.key) + "'";
+}
+
 const std::string& type_url_of(const Entity& entity) {
   static const std::string kNone;
   return entity.type_url ? *entity.type_url : kNone;
@@ -442,7 +447,11 @@ Task<void> Shard::drive(ActorKey key) {
 }
 
 Task<Result<void>> Shard::activate(Entity& entity) {
-  // Held, not referred to: a re-registration while the load is awaited replaces the entity's.
+  // Cold paths (a start revision, the init action) run in coroutines of their own, and tasks are
+  // made before the statement awaiting them: GCC 12 keeps every local and co_await temporary in
+  // the frame, which must stay under the 1,020 bytes Asio recycles (src/common/CMakeLists.txt).
+  // The definition is held, not referred to: a re-registration while the load is awaited
+  // replaces the entity's.
   const std::shared_ptr<const ActorDefinition> held = entity.definition;
   const ActorDefinition& definition = *held;
   const auto& initial = definition.actor().state();
@@ -452,30 +461,21 @@ Task<Result<void>> Shard::activate(Entity& entity) {
   set_tags(entity, initial.tags());
   entity.revision = 0;
   if (definition.is_stateful() && !definition.is_pooled() && store_ != nullptr) {
-    // The error context is made only for an error, not for every activation.
-    const auto context = [&entity] {
-      return "activate actor '" + describe(entity.key) + "'";
-    };
-    auto current = co_await store_->load(entity.key);
+    auto loading = store_->load(entity.key);
+    auto current = co_await std::move(loading);
     if (!current) {
-      co_return std::move(current).error().with_context(context());
+      co_return std::move(current).error().with_context(activation_context(entity));
     }
-    std::optional<statestore::Snapshot> snapshot = std::move(*current);
+    std::optional<statestore::Snapshot>& snapshot = *current;
     if (snapshot) {
       entity.revision = snapshot->revision;
     }
     if (entity.start_revision) {
-      auto revision = *entity.start_revision;
-      entity.start_revision.reset();
-      auto historical = co_await store_->load_revision(entity.key, revision);
+      auto loading_revision = load_start_revision(entity, snapshot);
+      auto historical = co_await std::move(loading_revision);
       if (!historical) {
-        co_return std::move(historical).error().with_context(context());
+        co_return std::move(historical).error();
       }
-      if (!*historical) {
-        co_return fail(ErrorCode::kNotFound,
-                       context() + ": revision " + std::to_string(revision) + " does not exist");
-      }
-      snapshot = std::move(*historical);
     }
     if (snapshot) {
       set_tags(entity, snapshot->tags);
@@ -497,32 +497,54 @@ Task<Result<void>> Shard::activate(Entity& entity) {
   if (spdlog::should_log(spdlog::level::debug)) {
     spdlog::debug("actor={} activated rev={}", describe(entity.key), entity.revision);
   }
-
   if (const auto& init = definition.init_action()) {
-    const pba::ActorId id = entity.actor_id();
-    pb::ActorInvocation invocation;
-    *invocation.mutable_actor() = id;
-    invocation.set_action_name(*init);
-    invocation.mutable_noop();
-    *invocation.mutable_caller() = id;
-    auto* context = invocation.mutable_current_context();
-    if (entity.has_state) {
-      copy_state(entity, context->mutable_state());
-    }
-    *context->mutable_tags() = tags_of(entity);
-    *context->mutable_caller() = id;
-    context->mutable_self()->set_name(id.name());
-    context->mutable_self()->set_system(id.system());
-    auto reply = co_await call_host(entity, invocation, std::chrono::milliseconds(0));
-    if (reply) {
-      apply(entity, *reply);
-    } else {
-      // PROTOCOL.md §5.10: an init failure is logged and the actor stays active.
-      spdlog::warn("actor={} init action '{}' failed: {}", describe(entity.key), *init,
-                   reply.error().message);
-    }
+    auto initializing = run_init(entity, *init);
+    co_await std::move(initializing);
   }
   co_return ok();
+}
+
+Task<Result<void>> Shard::load_start_revision(Entity& entity,
+                                              std::optional<statestore::Snapshot>& snapshot) {
+  auto revision = *entity.start_revision;
+  entity.start_revision.reset();
+  auto loading = store_->load_revision(entity.key, revision);
+  auto historical = co_await std::move(loading);
+  if (!historical) {
+    co_return std::move(historical).error().with_context(activation_context(entity));
+  }
+  if (!*historical) {
+    co_return fail(ErrorCode::kNotFound, activation_context(entity) + ": revision "
+                                             + std::to_string(revision) + " does not exist");
+  }
+  snapshot = std::move(*historical);
+  co_return ok();
+}
+
+Task<void> Shard::run_init(Entity& entity, const std::string& init) {
+  const pba::ActorId id = entity.actor_id();
+  pb::ActorInvocation invocation;
+  *invocation.mutable_actor() = id;
+  invocation.set_action_name(init);
+  invocation.mutable_noop();
+  *invocation.mutable_caller() = id;
+  auto* context = invocation.mutable_current_context();
+  if (entity.has_state) {
+    copy_state(entity, context->mutable_state());
+  }
+  *context->mutable_tags() = tags_of(entity);
+  *context->mutable_caller() = id;
+  context->mutable_self()->set_name(id.name());
+  context->mutable_self()->set_system(id.system());
+  auto calling = call_host(entity, invocation, std::chrono::milliseconds(0));
+  auto reply = co_await std::move(calling);
+  if (reply) {
+    apply(entity, *reply);
+  } else {
+    // PROTOCOL.md §5.10: an init failure is logged and the actor stays active.
+    spdlog::warn("actor={} init action '{}' failed: {}", describe(entity.key), init,
+                 reply.error().message);
+  }
 }
 
 namespace {

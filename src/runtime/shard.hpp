@@ -171,6 +171,11 @@ private:
                                                     protocol::pb::InvocationRequest& request);
   Task<void> drive(statestore::ActorKey key);
   Task<Result<void>> activate(Entity& entity);
+  /// Loads the revision the entity was spawned at into `snapshot` (activate(), cold path).
+  Task<Result<void>> load_start_revision(Entity& entity,
+                                         std::optional<statestore::Snapshot>& snapshot);
+  /// Runs the definition's init action `init` on the entity (activate(), cold path).
+  Task<void> run_init(Entity& entity, const std::string& init);
   /// Runs `request` (the caller's: lent for the call, given back as it was) on the entity.
   Task<Result<Outcome>> handle(Entity& entity, protocol::pb::InvocationRequest& request);
   /// Sets every field of `invocation` for running `request` on `entity`; the request's payload
