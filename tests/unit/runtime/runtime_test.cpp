@@ -106,6 +106,18 @@ protected:
     ASSERT_TRUE(registered) << registered.error().message;
   }
 
+  /// Registers the unnamed actor "template" and names its child "child-1" (not spawned yet).
+  pba::ActorId register_template(bool stateful) {
+    auto parent = actor("template", stateful);
+    parent.mutable_settings()->set_kind(pba::UNNAMED);
+    register_actors({parent});
+    pba::ActorId child;
+    child.set_name("child-1");
+    child.set_system("sys");
+    child.set_parent("template");
+    return child;
+  }
+
   Result<pb::InvocationResponse> invoke(const std::string& name, const std::string& action,
                                         bool async = false) {
     pb::InvocationRequest request;
@@ -323,13 +335,7 @@ TEST_F(RuntimeTest, PooledActorRunsInstancesConcurrently) {
 }
 
 TEST_F(RuntimeTest, SpawnedChildCarriesItsParentAndUnknownParentFails) {
-  auto parent = actor("template", /*stateful=*/false);
-  parent.mutable_settings()->set_kind(pba::UNNAMED);
-  register_actors({parent});
-  pba::ActorId child;
-  child.set_name("child-1");
-  child.set_system("sys");
-  child.set_parent("template");
+  pba::ActorId child = register_template(/*stateful=*/false);
   ASSERT_TRUE(run(runtime_->spawn({child}, std::nullopt)));
   ASSERT_TRUE(run(runtime_->spawn({child}, std::nullopt))) << "re-spawning succeeds";
   ASSERT_TRUE(invoke("child-1", "inc"));
@@ -347,13 +353,7 @@ TEST_F(RuntimeTest, SpawnedChildCarriesItsParentAndUnknownParentFails) {
 // A call that activates its actor itself (no mailbox) and fails to: the caller gets the
 // activation's error, nothing of the failed activation stays, and the next call activates afresh.
 TEST_F(RuntimeTest, FailedActivationAnswersTheCallAndTheNextCallActivatesAfresh) {
-  auto parent = actor("template");
-  parent.mutable_settings()->set_kind(pba::UNNAMED);
-  register_actors({parent});
-  pba::ActorId child;
-  child.set_name("child-1");
-  child.set_system("sys");
-  child.set_parent("template");
+  pba::ActorId child = register_template(/*stateful=*/true);
   ASSERT_TRUE(run(runtime_->spawn({child}, std::int64_t{7})));  // revision 7 was never stored
 
   auto failed = invoke("child-1", "get");

@@ -102,6 +102,14 @@ ScheduledInvocation make_invocation(std::string id, std::int64_t due_ms) {
           .request = "request"};
 }
 
+/// Expects a save of sys/counter lost to a revision conflict whose message says `words`.
+void expect_conflict(const Result<std::int64_t>& lost, const std::string& words) {
+  ASSERT_FALSE(lost);
+  EXPECT_EQ(lost.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(lost.error().message,
+            "save state of actor 'sys/counter': revision conflict (" + words + ")");
+}
+
 Snapshot make_snapshot(std::string data) {
   Snapshot snapshot;
   snapshot.status = ActorStatus::kActivated;
@@ -482,11 +490,7 @@ TEST_F(SqliteStoreTest, WriterWithStaleHeadConflictsAndLeavesNoHistory) {
     auto second = open();
     ASSERT_TRUE(run_task(second->save(key_, make_snapshot("b3"), 2)));
   }
-  Result<std::int64_t> stale = run_task(first->save(key_, make_snapshot("lost"), 2));
-  ASSERT_FALSE(stale);
-  EXPECT_EQ(stale.error().code, ErrorCode::kConflict);
-  EXPECT_EQ(stale.error().message,
-            "save state of actor 'sys/counter': revision conflict (expected 2, stored 3)");
+  expect_conflict(run_task(first->save(key_, make_snapshot("lost"), 2)), "expected 2, stored 3");
   Result<std::int64_t> next = run_task(first->save(key_, make_snapshot("a4"), 3));
   ASSERT_TRUE(next) << next.error().message;
   EXPECT_EQ(*next, 4);
@@ -513,11 +517,8 @@ TEST_F(SqliteStoreTest, ConflictingSavesNameTheStoredRevisionAndRecordNothing) {
   const std::pair<std::int64_t, std::string> cases[] = {
       {0, "expected 0, stored 2"}, {1, "expected 1, stored 2"}, {3, "expected 3, stored 2"}};
   for (const auto& [expected, words] : cases) {
-    Result<std::int64_t> lost = run_task(store->save(key_, make_snapshot("lost"), expected));
-    ASSERT_FALSE(lost) << expected;
-    EXPECT_EQ(lost.error().code, ErrorCode::kConflict);
-    EXPECT_EQ(lost.error().message,
-              "save state of actor 'sys/counter': revision conflict (" + words + ")");
+    SCOPED_TRACE(expected);
+    expect_conflict(run_task(store->save(key_, make_snapshot("lost"), expected)), words);
   }
   Result<std::int64_t> nobody = run_task(store->save({"sys", "nobody"}, make_snapshot("x"), 2));
   ASSERT_FALSE(nobody);
