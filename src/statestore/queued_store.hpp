@@ -106,10 +106,10 @@ private:
   // writer_ before readers_: members are destroyed in reverse, so the readers close first.
   std::unique_ptr<BatchWriter> writer_;
   std::vector<std::unique_ptr<RequestReader>> readers_;
-  RequestQueue<WriteRequest> writes_;
-  /// Shared with the wake-ups it posts to its callers (see RequestQueue, coalesce).
-  std::shared_ptr<RequestQueue<ReadRequest>> reads_ =
-      std::make_shared<RequestQueue<ReadRequest>>(/*coalesce=*/true);
+  // Shared with the wake-ups they post to their callers (see RequestQueue).
+  std::shared_ptr<RequestQueue<WriteRequest>> writes_ =
+      std::make_shared<RequestQueue<WriteRequest>>();
+  std::shared_ptr<RequestQueue<ReadRequest>> reads_ = std::make_shared<RequestQueue<ReadRequest>>();
   std::thread writer_thread_;
   std::vector<std::thread> reader_threads_;
   std::atomic<std::uint64_t> transactions_ = 0;

@@ -217,36 +217,34 @@ void post_completions(std::vector<Request> requests) {
 
 /// A mutex-and-condvar queue between the callers and one kind of store thread.
 ///
-/// How a request wakes a store thread depends on `coalesce`:
-/// - false: a waiting thread is woken when the queue was empty (a thread is then woken or busy
-///   and takes what follows in its next batch), and for every `kPerWakeUp` more requests queued
-///   (so several threads share a backlog): not once per request.
-/// - true: the first request a caller's executor adds posts one wake-up to that executor, which
-///   runs once the executor has run the handlers queued before it; the requests those handlers
-///   add meanwhile join the queue quietly. What one pass of a caller's event loop asks for thus
-///   reaches a store thread with one wake-up, as one batch, instead of one request at a time
-///   (which kept readers waking for batches of one or two loads; docs/performance.md, cold
-///   activations).
-/// A thread that leaves requests behind when it takes a batch wakes another one.
+/// A request does not wake a store thread by itself: the first request a caller's executor adds
+/// posts one wake-up to that executor, which runs once the executor has run the handlers queued
+/// before it; the requests those handlers add meanwhile join the queue quietly. What one pass of
+/// a caller's event loop asks for thus reaches a store thread with one wake-up, as one batch,
+/// instead of one request at a time: readers woke for batches of one or two loads (cold
+/// activations), and the writer for a transaction of one save while the rest of the pass's saves
+/// waited for its fsync (docs/performance.md). A thread that leaves requests behind when it takes
+/// a batch wakes another one. Shared (`std::make_shared`) with the wake-ups it posts.
 template <class Request>
 class RequestQueue : public std::enable_shared_from_this<RequestQueue<Request>> {
 public:
-  explicit RequestQueue(bool coalesce = false) : coalesce_(coalesce) {}
-
   /// Adds a request.
   void push(Request request) {
-    if (coalesce_) {
-      push_coalesced(std::move(request));
-      return;
-    }
-    bool wake = false;
+    std::optional<asio::any_io_executor> post_to;
     {
       const std::lock_guard lock(mutex_);
+      const asio::any_io_executor& executor = executor_of(request);
+      if (std::find(waking_.begin(), waking_.end(), executor) == waking_.end()) {
+        waking_.push_back(executor);
+        post_to = executor;
+      }
       items_.push_back(std::move(request));
-      wake = items_.size() % kPerWakeUp == 1;
     }
-    if (wake) {
-      ready_.notify_one();
+    if (post_to) {
+      // The queue is shared so that a wake-up still pending when its store is gone is harmless.
+      asio::post(*post_to, [queue = this->shared_from_this(), executor = *post_to] {
+        queue->wake(executor);
+      });
     }
   }
 
@@ -287,31 +285,10 @@ public:
   }
 
 private:
-  static constexpr std::size_t kPerWakeUp = 16;
-
   static const asio::any_io_executor& executor_of(const Request& request) {
     return std::visit(
         [](const auto& op) -> const asio::any_io_executor& { return op.completion.executor(); },
         request);
-  }
-
-  void push_coalesced(Request request) {
-    std::optional<asio::any_io_executor> post_to;
-    {
-      const std::lock_guard lock(mutex_);
-      const asio::any_io_executor& executor = executor_of(request);
-      if (std::find(waking_.begin(), waking_.end(), executor) == waking_.end()) {
-        waking_.push_back(executor);
-        post_to = executor;
-      }
-      items_.push_back(std::move(request));
-    }
-    if (post_to) {
-      // The queue is shared so that a wake-up still pending when its store is gone is harmless.
-      asio::post(*post_to, [queue = this->shared_from_this(), executor = *post_to] {
-        queue->wake(executor);
-      });
-    }
   }
 
   void wake(const asio::any_io_executor& executor) {
@@ -322,13 +299,12 @@ private:
     ready_.notify_one();
   }
 
-  const bool coalesce_;
   std::mutex mutex_;  // guards items_, waking_ and closed_
   std::condition_variable ready_;
   /// A vector, not a deque: a request is larger than a deque's 512-byte block, so a deque
   /// allocated one block per request.
   std::vector<Request> items_;
-  /// The executors with a wake-up posted and not yet run (coalesce only).
+  /// The executors with a wake-up posted and not yet run.
   std::vector<asio::any_io_executor> waking_;
   bool closed_ = false;
 };

@@ -1,5 +1,3 @@
-#include "statestore/sqlite/sqlite_store.hpp"
-
 #include <cstdint>
 #include <fstream>
 #include <string>
@@ -11,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include "statestore/sqlite/sqlite_store.hpp"
 #include "store_test_util.hpp"
 
 namespace spawn::statestore::sqlite {
@@ -346,6 +345,28 @@ TEST_F(SqliteStoreTest, ConcurrentScheduledPutsShareTransactions) {
   // tmpfs alike, since the caller queues faster than the writer commits.
   const std::uint64_t transactions = store->transactions_for_test() - before;
   EXPECT_LE(transactions, static_cast<std::uint64_t>(kPuts / 10)) << transactions;
+}
+
+TEST_F(SqliteStoreTest, SavesQueuedInOnePassOfTheCallersLoopCommitTogether) {
+  // The writer is woken once the caller's executor has run what it had queued, not by the first
+  // save: the saves one pass of an event loop makes share one transaction (and one fsync) instead
+  // of the first committing alone while the rest wait for it.
+  constexpr int kSaves = 200;
+  auto store = open();
+  const std::uint64_t before = store->transactions_for_test();
+  asio::io_context io;
+  int succeeded = 0;
+  for (int i = 0; i < kSaves; ++i) {
+    asio::co_spawn(io,
+                   store->save(ActorKey{"sys", "a" + std::to_string(i)}, make_snapshot("v1"), 0),
+                   [&succeeded](std::exception_ptr, Result<std::int64_t> saved) {
+                     succeeded += saved && *saved == 1 ? 1 : 0;
+                   });
+  }
+  io.run();
+
+  EXPECT_EQ(succeeded, kSaves);
+  EXPECT_EQ(store->transactions_for_test() - before, 1U);
 }
 
 TEST_F(SqliteStoreTest, SavesPutsAndRemovesQueuedTogetherAllCommit) {
