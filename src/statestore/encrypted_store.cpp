@@ -29,10 +29,11 @@ Task<Result<std::optional<Snapshot>>> EncryptedStore::load_revision(ActorKey key
 
 Task<Result<std::int64_t>> EncryptedStore::save(ActorKey key, Snapshot snapshot,
                                                 std::int64_t expected_revision) {
+  // Not a coroutine: the caller awaits the inner store's save directly (no frame in between).
   if (snapshot.has_state) {
     snapshot.data = cipher_.encrypt(snapshot.data);
   }
-  co_return co_await inner_->save(std::move(key), std::move(snapshot), expected_revision);
+  return inner_->save(std::move(key), std::move(snapshot), expected_revision);
 }
 
 Task<Result<void>> EncryptedStore::put_scheduled(ScheduledInvocation invocation) {

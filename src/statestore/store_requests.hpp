@@ -255,7 +255,10 @@ public:
     ready_.wait(lock, [this] { return closed_ || !items_.empty(); });
     std::vector<Request> taken;
     if (items_.size() <= max) {
-      taken.swap(items_);  // the usual case: all of them, without moving one
+      // The usual case: all of them, without moving one. The queue starts again with room for as
+      // many, so that the next batch's requests do not move it from one growing buffer to the next.
+      taken.swap(items_);
+      items_.reserve(taken.size());
     } else {
       // Moved into new vectors rather than erased from the front: requests are only ever
       // move-constructed (Boost's any_completion_handler move assignment recurses forever).
@@ -308,6 +311,12 @@ private:
   std::vector<asio::any_io_executor> waking_;
   bool closed_ = false;
 };
+
+/// A task that completes with `result` at once: a request refused before anything was queued.
+template <class T>
+Task<Result<T>> completed(Result<T> result) {
+  co_return result;
+}
 
 // submit() queues a request and returns the awaitable that completes with its result. It is a
 // plain function, not a coroutine, on purpose: with GCC 12, an initiation lambda with
