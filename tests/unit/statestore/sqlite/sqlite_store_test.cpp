@@ -1,3 +1,5 @@
+#include "statestore/sqlite/sqlite_store.hpp"
+
 #include <cstdint>
 #include <fstream>
 #include <string>
@@ -9,7 +11,6 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
-#include "statestore/sqlite/sqlite_store.hpp"
 #include "store_test_util.hpp"
 
 namespace spawn::statestore::sqlite {
