@@ -37,7 +37,7 @@ class EmbeddedTransport final : public Transport {
 public:
   explicit EmbeddedTransport(runtime::Runtime& runtime) : runtime_(&runtime) {}
 
-  void invoke(pb::InvocationRequest&& request, ReplyHandler done) override {
+  void invoke(pb::InvocationRequest& request, ReplyHandler done) override {
     std::shared_lock lock(mutex_);
     if (runtime_ == nullptr) {
       done(stopped());
@@ -92,6 +92,9 @@ private:
     runtime::Runtime::Now now = invoke_now(runtime, request);
     if (now.response) {
       if (!defer) {
+        // Posted here from another thread: the request (left as it was) can serve this
+        // thread's next call.
+        reuse_for_next_call(request);
         done(std::move(*now.response));
         return;
       }

@@ -1,14 +1,22 @@
 // The scenario suite in embedded mode: the runtime in this process, SQLite in a temp dir.
 
+#include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "spawn/spawn.hpp"
 
+#include "sdk_test_messages.pb.h"
 #include "support/proxy_process.hpp"
 #include "unit/sdk/sdk_scenarios.hpp"
 
 namespace spawn::sdk_test {
+
+using namespace std::chrono_literals;
+
 namespace {
 
 // base64 of the 32 bytes "0123456789abcdef0123456789abcdef".
@@ -73,6 +81,50 @@ TEST(EmbeddedNodeTest, EachCallSeesOnlyItsOwnMetadataAndIdentity) {
   auto probe = client.actor("probe").invoke<Json>("show");
   ASSERT_TRUE(probe) << probe.error().message;
   EXPECT_EQ(probe->text, "meta=0 self=probe parent=");
+}
+
+// A thread builds its calls in one reused request, and a call started on its actor's shard
+// borrows it: nothing of a call may reach the next one built in it.
+TEST(EmbeddedNodeTest, ChainedCallsSeeOnlyTheirOwnInputAndMetadata) {
+  ActorSystem system("reuse");
+  system.actor("probe").action("show", [](Context<NoState>& ctx, const sdk_test::Deposit& in) {
+    return ctx.value().reply(Json{"meta=" + std::to_string(ctx.metadata().size())
+                                  + " amount=" + std::to_string(in.amount())});
+  });
+  EmbeddedOptions options;
+  options.threads = 1;  // every call on the same shard
+  auto node = Node::embedded(system, options);
+  ASSERT_TRUE(node) << node.error().message;
+  Client client = node->client();
+  ASSERT_TRUE(client.actor("probe").invoke<Json>("show"));  // active from here on
+
+  std::mutex mutex;
+  std::condition_variable done;
+  std::vector<std::string> seen;
+  auto record = [&](Result<Json> reply) {
+    std::lock_guard lock(mutex);
+    seen.push_back(reply ? reply->text : reply.error().message);
+    done.notify_all();
+  };
+  sdk_test::Deposit seven;
+  seven.set_amount(7);
+  client.actor("probe").invoke_then<Json>(
+      "show", seven,
+      [&](Result<Json> first) {
+        record(std::move(first));
+        // On the shard's thread now: these are built in the request the first call left there.
+        client.actor("probe").invoke_then<Json>("show", [&](Result<Json> second) {
+          record(std::move(second));
+          sdk_test::Deposit two;
+          two.set_amount(2);
+          client.actor("probe").invoke_then<Json>("show", two, record);
+        });
+      },
+      {.metadata = {{"k", "v"}}});
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(done.wait_for(lock, 10s, [&] { return seen.size() >= 3; }));
+  EXPECT_EQ(seen,
+            (std::vector<std::string>{"meta=1 amount=7", "meta=0 amount=0", "meta=0 amount=2"}));
 }
 
 TEST(EmbeddedNodeTest, StoppedNodeRefusesCalls) {
