@@ -49,9 +49,13 @@ struct CallSpec {
   std::string_view system;
   std::string_view actor;
   std::string_view action;
+  /// The input, packed (JSON and Any inputs); unset when there is none or `message` holds it.
   std::optional<google::protobuf::Any> payload;
   /// The payload's type URL before packing ("" for none), to check it against the action.
   std::string_view payload_type;
+  /// A protobuf message input, packed with `payload_type` where the request is built (into a
+  /// message whose strings are reused); it lives until the call was handed to the transport.
+  const google::protobuf::Message* message = nullptr;
   const InvokeOptions* options = nullptr;
   Mode mode = Mode::kSync;
   std::int64_t scheduled_to_ms = 0;
@@ -204,13 +208,18 @@ private:
   static detail::CallSpec with_input(std::string_view system, std::string_view actor,
                                      std::string_view action, const In& input,
                                      const InvokeOptions& options) {
-    detail::CallSpec spec{system, actor, action, pack(input), type_url_of<In>(), &options};
-    return spec;
+    if constexpr (Message<In> && !std::is_same_v<In, google::protobuf::Any>) {
+      return detail::CallSpec{system, actor,   action, std::nullopt, type_url_of<In>(),
+                              &input, &options};
+    } else {
+      return detail::CallSpec{system,  actor,   action, pack(input), type_url_of<In>(),
+                              nullptr, &options};
+    }
   }
 
   static detail::CallSpec no_input(std::string_view system, std::string_view actor,
                                    std::string_view action, const InvokeOptions& options) {
-    return detail::CallSpec{system, actor, action, std::nullopt, {}, &options};
+    return detail::CallSpec{system, actor, action, std::nullopt, {}, nullptr, &options};
   }
 
   static Result<void> discard(Result<std::optional<google::protobuf::Any>> reply) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <string_view>
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/post.hpp>
@@ -74,6 +75,30 @@ std::vector<pba::ActorId> child_of(const ActorKey& key, const std::string& paren
 bool is_empty(const pb::Workflow& workflow) {
   return workflow.effects_size() == 0 && !workflow.has_broadcast()
          && workflow.routing_case() == pb::Workflow::ROUTING_NOT_SET;
+}
+
+/// std::hash<ActorKey> of {system, name}, without making the key.
+std::size_t key_hash(std::string_view system, std::string_view name) noexcept {
+  std::size_t h = std::hash<std::string_view>{}(system);
+  return h ^ (std::hash<std::string_view>{}(name) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+}
+
+bool has_workflow(const pb::ActorInvocationResponse& reply) {
+  return reply.has_workflow() && !is_empty(reply.workflow());
+}
+
+/// The caller's response to the host's `reply`: OK and the reply's payload, taken from it. (The
+/// echo of the request's system and actor is the HTTP API's (PROTOCOL.md §3): the proxy's server
+/// adds it; embedded callers never read it.)
+pb::InvocationResponse response_to(pb::ActorInvocationResponse& reply) {
+  pb::InvocationResponse response;
+  response.mutable_status()->set_status(pb::OK);  // protocol::ok_status(), without a copy
+  if (reply.has_value()) {
+    response.set_allocated_value(reply.release_value());
+  } else if (reply.has_noop()) {
+    response.mutable_noop();
+  }
+  return response;
 }
 
 template <class From, class To>
@@ -178,7 +203,7 @@ void Runtime::stop() {
 }
 
 Shard& Runtime::shard_for(const ActorKey& key) {
-  return *shards_[std::hash<ActorKey>{}(key) % shards_.size()];
+  return *shards_[key_hash(key.system, key.name) % shards_.size()];
 }
 
 Task<Result<void>> Runtime::register_system(pba::ActorSystem system) {
@@ -358,17 +383,70 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
   if (!outcome) {
     co_return std::move(outcome).error();
   }
-  // The echo of the request's system and actor is the HTTP API's (PROTOCOL.md §3): the proxy's
-  // server adds it; embedded callers never read it.
-  pb::InvocationResponse response;
-  response.mutable_status()->set_status(pb::OK);  // protocol::ok_status(), without a copy
   auto& reply = outcome->response;
-  if (reply.has_value()) {
-    response.set_allocated_value(reply.release_value());
-  } else if (reply.has_noop()) {
-    response.mutable_noop();
+  pb::InvocationResponse response = response_to(reply);
+  if (has_workflow(reply)) {
+    auto workflow = follow_workflow(reply, response, request);
+    auto followed = co_await std::move(workflow);
+    if (!followed) {
+      co_return std::move(followed).error();
+    }
   }
-  if (reply.has_workflow() && !is_empty(reply.workflow())) {
+  co_return std::move(response);
+}
+
+std::size_t Runtime::shard_of(const pb::InvocationRequest& request) const {
+  const auto& id = request.actor().id();
+  const std::string& system = id.system().empty() ? request.system().name() : id.system();
+  return key_hash(system, id.name()) % shards_.size();
+}
+
+Runtime::Now Runtime::invoke_now(pb::InvocationRequest& request) {
+  Now now;
+  const auto& id = request.actor().id();
+  const std::string& system = id.system().empty() ? request.system().name() : id.system();
+  // A plain synchronous call only: everything else, errors included, takes route().
+  if (shutting_down_ || cluster_ != nullptr || request.async() || request.scheduled_to() != 0
+      || !request.register_ref().empty() || id.name().empty() || system.empty()
+      || request.action_name().empty()) {
+    return now;
+  }
+  ActorKey key{system, id.name()};
+  Shard& owner = shard_for(key);
+  if (!owner.running_here()) {
+    return now;
+  }
+  auto ran = owner.invoke_now(key, request);
+  if (!ran.outcome && !ran.rest) {
+    return now;
+  }
+  if (ran.outcome && !*ran.outcome) {
+    now.response.emplace(std::move(*ran.outcome).error());
+    return now;
+  }
+  if (ran.rest || has_workflow((*ran.outcome)->response)) {
+    now.rest.emplace(finish_now(std::move(request), std::move(ran)));
+    return now;
+  }
+  now.response.emplace(response_to((*ran.outcome)->response));
+  return now;
+}
+
+Task<Result<pb::InvocationResponse>> Runtime::finish_now(pb::InvocationRequest request,
+                                                         Shard::Now ran) {
+  InFlight in_flight(in_flight_);
+  if (!ran.outcome) {
+    auto rest = std::move(*ran.rest);
+    auto saved = co_await std::move(rest);
+    ran.outcome.emplace(std::move(saved));
+  }
+  auto& outcome = *ran.outcome;
+  if (!outcome) {
+    co_return std::move(outcome).error();
+  }
+  auto& reply = outcome->response;
+  pb::InvocationResponse response = response_to(reply);
+  if (has_workflow(reply)) {
     auto workflow = follow_workflow(reply, response, request);
     auto followed = co_await std::move(workflow);
     if (!followed) {

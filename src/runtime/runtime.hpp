@@ -75,6 +75,28 @@ public:
   /// kShuttingDown.
   Task<Result<protocol::pb::InvocationResponse>> invoke(protocol::pb::InvocationRequest request);
 
+  /// What invoke_now() did: the response when the call ran to the end at once; otherwise the
+  /// rest of a call that started (a checkpoint to save, a workflow to run), to await; neither
+  /// when it did not start.
+  struct Now {
+    std::optional<Result<protocol::pb::InvocationResponse>> response;
+    std::optional<Task<Result<protocol::pb::InvocationResponse>>> rest;
+  };
+
+  /// invoke() without a coroutine, for a caller on the thread of the shard that owns the actor
+  /// (shard_of(), running_on()): runs a plain synchronous request here and now when its actor is
+  /// active and idle and answered at once (Shard::invoke_now()). Otherwise it does nothing and
+  /// answers neither (await invoke() instead): another thread, an actor to activate or busy, a
+  /// host that suspends, async, scheduled, spawning or clustered requests, and every error.
+  /// `request` stays the caller's unless a rest is returned (which takes it over).
+  Now invoke_now(protocol::pb::InvocationRequest& request);
+
+  /// Returns the index of the shard that owns the actor `request` names.
+  std::size_t shard_of(const protocol::pb::InvocationRequest& request) const;
+
+  /// Returns true on the thread of shard `index`.
+  bool running_on(std::size_t index) { return shards_[index]->running_here(); }
+
   /// Refuses new work from now on (kShuttingDown) and stops running scheduled invocations
   /// (they stay stored). Work already accepted goes on.
   void begin_shutdown();
@@ -139,6 +161,9 @@ private:
   /// this node is the owner (a child spawned elsewhere is spawned here first).
   Task<Result<std::optional<protocol::pb::InvocationResponse>>> run_remote(
       const statestore::ActorKey& key, protocol::pb::InvocationRequest& request, int hops);
+  /// The rest of a call invoke_now() started: awaits the shard's rest, then runs the workflow.
+  Task<Result<protocol::pb::InvocationResponse>> finish_now(protocol::pb::InvocationRequest request,
+                                                            Shard::Now ran);
   /// Runs `request` on the shard of `key`'s instance; both stay the caller's (borrowed until it
   /// completes). On `owner`, the shard of `key`.
   Task<Result<Outcome>> invoke_on_owner(Shard& owner, const statestore::ActorKey& key,

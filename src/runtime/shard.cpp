@@ -595,23 +595,42 @@ void Shard::give_back(pb::ActorInvocation& invocation, pb::InvocationRequest& re
   }
 }
 
+Outcome Shard::answer_get(const Entity& entity, const pb::InvocationRequest& request) {
+  Outcome outcome;
+  auto* context = outcome.response.mutable_updated_context();
+  if (request.has_caller()) {
+    *context->mutable_caller() = request.caller();
+  }
+  entity.write_actor_id(*context->mutable_self());
+  *context->mutable_tags() = tags_of(entity);
+  if (entity.has_state) {
+    copy_state(entity, context->mutable_state());
+    copy_state(entity, outcome.response.mutable_value());
+  }
+  return outcome;
+}
+
+Result<Outcome> Shard::take_reply(Entity& entity, Result<pb::ActorInvocationResponse>& reply,
+                                  const std::string& action, bool& save) {
+  entity.last_used = Clock::now();
+  if (!reply) {
+    return std::move(reply).error().with_context(describe_call(action, entity));
+  }
+  apply(entity, *reply);
+  // The current definition: a re-registration while the host was called replaced the first.
+  save = reply->checkpoint() && entity.definition->is_stateful() && !entity.definition->is_pooled()
+         && store_ != nullptr;
+  Outcome outcome;
+  outcome.response = std::move(*reply);
+  return outcome;
+}
+
 Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& request) {
   const ActorDefinition& definition = *entity.definition;
   const std::string& action = request.action_name();
-  Outcome outcome;
   if (definition.answers_get_itself(action)) {
-    auto* context = outcome.response.mutable_updated_context();
-    if (request.has_caller()) {
-      *context->mutable_caller() = request.caller();
-    }
-    entity.write_actor_id(*context->mutable_self());
-    *context->mutable_tags() = tags_of(entity);
-    if (entity.has_state) {
-      copy_state(entity, context->mutable_state());
-      copy_state(entity, outcome.response.mutable_value());
-    }
     entity.last_used = Clock::now();
-    co_return outcome;
+    co_return answer_get(entity, request);
   }
 
   // The retry window for an unreachable host (PROTOCOL.md §5.10).
@@ -633,27 +652,75 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& reque
     auto called = co_await call_host(entity, *invocation, window);
     answered.emplace(std::move(called));
   }
-  auto& reply = *answered;
   give_back(*invocation, request);
   if (invocation == &scratch_) {
     scratch_in_use_ = false;
   }
-  entity.last_used = Clock::now();
-  if (!reply) {
-    co_return std::move(reply).error().with_context(describe_call(action, entity));
-  }
-  apply(entity, *reply);
-  // The current definition: a re-registration while the host was called replaced the first.
-  if (reply->checkpoint() && entity.definition->is_stateful() && !entity.definition->is_pooled()
-      && store_ != nullptr) {
+  bool checkpoint = false;
+  auto outcome = take_reply(entity, *answered, action, checkpoint);
+  if (checkpoint) {
     auto saved = co_await save(entity, ActorStatus::kActivated);
     if (!saved) {
       co_return std::move(saved).error().with_context(describe_call(action, entity)
                                                       + ": checkpoint");
     }
   }
-  outcome.response = std::move(*reply);
   co_return outcome;
+}
+
+Shard::Now Shard::invoke_now(const ActorKey& key, pb::InvocationRequest& request) {
+  Now now;
+  // Only the common case, an active and idle actor: everything else (activation, a busy actor,
+  // pools, errors) takes invoke(), which runs the same steps in a coroutine.
+  Entity* found = entity_of(key);
+  if (found == nullptr || !found->active || found->running || !found->mailbox.empty()
+      || scratch_in_use_) {
+    return now;
+  }
+  Entity& entity = *found;
+  const ActorDefinition& definition = *entity.definition;
+  const std::string& action = request.action_name();
+  if (definition.is_pooled()) {
+    return now;
+  }
+  if (definition.answers_get_itself(action)) {
+    entity.last_used = Clock::now();
+    now.outcome.emplace(answer_get(entity, request));
+    return now;
+  }
+  if (!definition.has_action(action)) {
+    return now;
+  }
+  scratch_in_use_ = true;
+  lend(entity, request, scratch_);
+  auto answered = host_->invoke_now(scratch_);
+  give_back(scratch_, request);  // a host that does not answer at once leaves it as it was
+  scratch_in_use_ = false;
+  if (!answered) {
+    return now;
+  }
+  bool checkpoint = false;
+  auto outcome = take_reply(entity, *answered, action, checkpoint);
+  if (!checkpoint) {
+    now.outcome.emplace(std::move(outcome));
+    return now;
+  }
+  // Saving suspends: the actor runs (later calls queue) until the save is done.
+  entity.running = true;
+  now.rest.emplace(finish_checkpoint(entity, std::move(*outcome), action));
+  return now;
+}
+
+Task<Result<Outcome>> Shard::finish_checkpoint(Entity& entity, Outcome outcome,
+                                               std::string action) {
+  auto saving = save(entity, ActorStatus::kActivated);
+  auto saved = co_await std::move(saving);
+  Result<Outcome> result = std::move(outcome);
+  if (!saved) {
+    result = std::move(saved).error().with_context(describe_call(action, entity) + ": checkpoint");
+  }
+  end_inline_run(entity);  // may remove the entity (a conflict fenced it)
+  co_return result;
 }
 
 Task<Result<pb::ActorInvocationResponse>> Shard::call_host(Entity& entity,

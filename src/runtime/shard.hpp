@@ -103,6 +103,25 @@ public:
                                const statestore::ActorKey& instance,
                                protocol::pb::InvocationRequest& request);
 
+  /// What invoke_now() did: the outcome when the call ran to the end at once; otherwise the rest
+  /// of a call that started (a checkpoint to save), to await; neither when it did not start.
+  struct Now {
+    std::optional<Result<Outcome>> outcome;
+    std::optional<Task<Result<Outcome>>> rest;
+  };
+
+  /// invoke() without suspending, for a caller on this shard's thread: runs `request` on the
+  /// registered actor `key` here and now when it is active and idle and its action is answered
+  /// at once (a default get, or a host whose Host::invoke_now() answers). Otherwise it does
+  /// nothing (an empty Now: await invoke() instead), e.g. for an actor to activate, a busy one,
+  /// a pool, an unknown actor or action, or a host that suspends. A reply that asks for a
+  /// checkpoint returns the save as the rest to await; the actor stays running until it is done.
+  /// `request` is left as it was.
+  Now invoke_now(const statestore::ActorKey& key, protocol::pb::InvocationRequest& request);
+
+  /// Returns true on this shard's own thread.
+  bool running_here() { return io_.get_executor().running_in_this_thread(); }
+
   /// Queues `request` like invoke() and returns once it is in the mailbox, which is the ordering
   /// guarantee of async invocations (PROTOCOL.md §5.5); `done` runs on completion.
   Result<void> post(const statestore::ActorKey& registered, const statestore::ActorKey& instance,
@@ -178,6 +197,15 @@ private:
   Task<void> run_init(Entity& entity, const std::string& init);
   /// Runs `request` (the caller's: lent for the call, given back as it was) on the entity.
   Task<Result<Outcome>> handle(Entity& entity, protocol::pb::InvocationRequest& request);
+  /// The answer to a default get action, from memory.
+  static Outcome answer_get(const Entity& entity, const protocol::pb::InvocationRequest& request);
+  /// Applies the host's `reply` to `action` and returns the outcome; sets `save` when the reply
+  /// asks for a checkpoint the entity must save before answering.
+  Result<Outcome> take_reply(Entity& entity, Result<protocol::pb::ActorInvocationResponse>& reply,
+                             const std::string& action, bool& save);
+  /// The rest of a call invoke_now() ran, whose reply asked for a checkpoint: saves, then ends
+  /// the run (the entity was marked running).
+  Task<Result<Outcome>> finish_checkpoint(Entity& entity, Outcome outcome, std::string action);
   /// Sets every field of `invocation` for running `request` on `entity`; the request's payload
   /// and metadata are lent to it (give_back() returns them).
   static void lend(const Entity& entity, protocol::pb::InvocationRequest& request,

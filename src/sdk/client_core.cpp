@@ -37,7 +37,24 @@ namespace {
 
 thread_local int reply_depth = 0;
 
+/// The request each thread builds its calls in. Its messages and strings stay allocated from one
+/// call to the next while the transport only borrows it (an embedded call that runs at once);
+/// a transport that keeps a request takes its contents.
+struct ThreadRequest {
+  protocol::pb::InvocationRequest request;
+  bool in_use = false;
+};
+
+thread_local ThreadRequest thread_request;
+
 }  // namespace
+
+void reuse_for_next_call(protocol::pb::InvocationRequest& request) {
+  // A request a transport took is left without an actor: every call names one.
+  if (!thread_request.in_use && !thread_request.request.has_actor()) {
+    thread_request.request.Swap(&request);
+  }
+}
 
 ReplyHandler::~ReplyHandler() {
   if (fn_) {
@@ -106,6 +123,28 @@ std::string describe(const CallSpec& spec) {
   return "invoke '" + std::string(spec.action) + "' on actor '" + std::string(spec.actor) + "'";
 }
 
+/// The thread's request for one call, or a request of its own when the thread's is in use (a
+/// call from a reply handler that a transport ran before its invoke() returned).
+class CallRequest {
+public:
+  CallRequest() : borrowed_(!sdk::thread_request.in_use) { sdk::thread_request.in_use = true; }
+
+  ~CallRequest() {
+    if (borrowed_) {
+      sdk::thread_request.in_use = false;
+    }
+  }
+
+  CallRequest(const CallRequest&) = delete;
+  CallRequest& operator=(const CallRequest&) = delete;
+
+  pb::InvocationRequest& get() { return borrowed_ ? sdk::thread_request.request : own_; }
+
+private:
+  bool borrowed_;
+  pb::InvocationRequest own_;
+};
+
 }  // namespace
 
 Result<void> ClientCore::check(const CallSpec& spec, pb::InvocationRequest& request) const {
@@ -140,24 +179,35 @@ Result<void> ClientCore::make_request(CallSpec& spec, pb::InvocationRequest& req
                     + ": a Client was called from inside an action handler, where a synchronous "
                       "call can wait on itself; return an effect, pipe or forward instead");
   }
-  const std::string system = spec.system.empty() ? dispatcher_->system() : std::string(spec.system);
-  request.mutable_system()->set_name(system);
+  // Every field is set (assigned in place, so that reused strings keep their buffers).
+  const std::string_view system = spec.system.empty() ? dispatcher_->system() : spec.system;
+  request.mutable_system()->mutable_name()->assign(system);
   auto* id = request.mutable_actor()->mutable_id();
-  id->set_name(std::string(spec.actor));
-  id->set_system(system);
-  request.set_action_name(std::string(spec.action));
-  if (spec.payload) {
+  id->mutable_name()->assign(spec.actor);
+  id->mutable_system()->assign(system);
+  id->clear_parent();
+  request.mutable_action_name()->assign(spec.action);
+  if (spec.message != nullptr) {
+    auto* value = request.mutable_value();
+    value->mutable_type_url()->assign(spec.payload_type);
+    spec.message->SerializeToString(value->mutable_value());
+  } else if (spec.payload) {
     *request.mutable_value() = std::move(*spec.payload);
   } else {
     request.mutable_noop();
   }
   request.set_async(spec.mode == CallSpec::Mode::kAsync);
   request.set_scheduled_to(spec.scheduled_to_ms);
+  request.clear_caller();
+  request.mutable_metadata()->clear();
   if (spec.options != nullptr) {
     request.mutable_metadata()->insert(spec.options->metadata.begin(),
                                        spec.options->metadata.end());
     request.set_register_ref(spec.options->spawn_from);
     request.set_pooled(spec.options->pooled);
+  } else {
+    request.clear_register_ref();
+    request.set_pooled(false);
   }
   return check(spec, request);
 }
@@ -169,25 +219,25 @@ ClientCore::Reply ClientCore::call(CallSpec spec) const {
                     + ": a blocking Client call from inside an invoke_then callback would wait on "
                       "the thread that must answer it; chain another invoke_then instead");
   }
-  pb::InvocationRequest request;
-  if (auto made = make_request(spec, request); !made) {
+  CallRequest request;
+  if (auto made = make_request(spec, request.get()); !made) {
     return std::move(made).error();
   }
   std::promise<Reply> promise;
   auto reply = promise.get_future();
-  transport_->invoke(std::move(request), sdk::ReplyHandler([&promise](Reply answer) {
+  transport_->invoke(request.get(), sdk::ReplyHandler([&promise](Reply answer) {
                        promise.set_value(std::move(answer));
                      }));
   return reply.get();
 }
 
 void ClientCore::call_then(CallSpec spec, std::function<void(Reply)> done) const {
-  pb::InvocationRequest request;
-  if (auto made = make_request(spec, request); !made) {
+  CallRequest request;
+  if (auto made = make_request(spec, request.get()); !made) {
     done(std::move(made).error());
     return;
   }
-  transport_->invoke(std::move(request), sdk::ReplyHandler(std::move(done)));
+  transport_->invoke(request.get(), sdk::ReplyHandler(std::move(done)));
 }
 
 Result<void> ClientCore::spawn(std::string_view name, std::string_view parent,

@@ -84,16 +84,25 @@ private:
   std::condition_variable idle_;
 };
 
+/// Offers `request`, a finished call's with its parts still allocated, to this thread as the
+/// message its next call is built in, when a transport took the thread's own; otherwise it is
+/// left as it was.
+void reuse_for_next_call(protocol::pb::InvocationRequest& request);
+
 /// How a Client reaches the runtime: directly (embedded) or through the proxy's HTTP API.
 /// Implementations are thread-safe.
 class Transport {
 public:
   virtual ~Transport() = default;
 
-  /// Starts `request` (taken) and returns; `done` gets the response on one of the transport's
+  /// Starts `request` and returns; `done` gets the response on one of the transport's
   /// threads (a protocol error, status not OK, as an Error), or on this thread when it is refused
   /// at once.
-  virtual void invoke(protocol::pb::InvocationRequest&& request, ReplyHandler done) = 0;
+  ///
+  /// `request` is borrowed until this returns; a transport that keeps it longer takes its
+  /// contents (leaving it empty), one that does not leaves it as it was, so that the caller can
+  /// build its next call in the same message without allocating its parts again.
+  virtual void invoke(protocol::pb::InvocationRequest& request, ReplyHandler done) = 0;
 
   /// Spawns `ids` (PROTOCOL.md §5.7); blocks the caller.
   virtual Result<void> spawn(std::string system, std::vector<protocol::pba::ActorId> ids,
@@ -127,7 +136,8 @@ public:
 
 private:
   Result<void> check(const CallSpec& spec, protocol::pb::InvocationRequest& request) const;
-  /// Builds the request of `spec` into `request` (a new one).
+  /// Builds the request of `spec` into `request`, setting every field (it may hold an earlier
+  /// call's).
   Result<void> make_request(CallSpec& spec, protocol::pb::InvocationRequest& request) const;
 
   std::shared_ptr<const sdk::Dispatcher> dispatcher_;

@@ -31,33 +31,33 @@ Result<T> block_on(asio::any_io_executor executor, Task<Result<T>> task) {
   }
 }
 
-/// The Client's way into the runtime: Runtime::invoke started on the shard that owns the actor;
-/// its reply handler runs there.
+/// The Client's way into the runtime: the call is started on the shard that owns the actor; its
+/// reply handler runs there.
 class EmbeddedTransport final : public Transport {
 public:
   explicit EmbeddedTransport(runtime::Runtime& runtime) : runtime_(&runtime) {}
 
-  void invoke(pb::InvocationRequest&& request, ReplyHandler done) override {
+  void invoke(pb::InvocationRequest& request, ReplyHandler done) override {
     std::shared_lock lock(mutex_);
     if (runtime_ == nullptr) {
       done(stopped());
       return;
     }
-    // Start on the shard that owns the actor (the runtime hashes the same way), so the call
-    // does not hop between shards on its way.
-    const auto& id = request.actor().id();
-    std::size_t shard =
-        std::hash<statestore::ActorKey>{}(statestore::ActorKey{id.system(), id.name()})
-        % runtime_->shard_count();
-    asio::co_spawn(runtime_->executor(shard), runtime_->invoke(std::move(request)),
-                   [done = std::move(done), call = in_flight_.start()](
-                       std::exception_ptr error, Result<pb::InvocationResponse> response) mutable {
-                     if (error) {
-                       done(unexpected(error));
-                       return;
-                     }
-                     done(std::move(response));
-                   });
+    // Start on the shard that owns the actor, so the call does not hop between shards on its way.
+    // The runtime outlives the call: close() waits for it.
+    runtime::Runtime* runtime = runtime_;
+    const std::size_t shard = runtime->shard_of(request);
+    if (runtime->running_on(shard)) {
+      // Already there (an invoke_then chain): it starts now, and its reply comes later from the
+      // shard's queue, never from inside invoke_then().
+      start(*runtime, shard, request, std::move(done), in_flight_.start(), true);
+      return;
+    }
+    asio::post(runtime->executor(shard),
+               [runtime, shard, request = std::move(request), done = std::move(done),
+                call = in_flight_.start()]() mutable {
+                 start(*runtime, shard, request, std::move(done), std::move(call), false);
+               });
   }
 
   Result<void> spawn(std::string system, std::vector<pba::ActorId> ids,
@@ -84,6 +84,48 @@ public:
   }
 
 private:
+  /// Runs the call on shard `shard`'s thread: at once when the runtime can
+  /// (Runtime::invoke_now(), no coroutine), else as a coroutine. `defer` posts an answer made at
+  /// once instead of calling `done` from here.
+  static void start(runtime::Runtime& runtime, std::size_t shard, pb::InvocationRequest& request,
+                    ReplyHandler done, InFlightCalls::Token call, bool defer) {
+    runtime::Runtime::Now now = invoke_now(runtime, request);
+    if (now.response) {
+      if (!defer) {
+        // Posted here from another thread: the request (left as it was) can serve this
+        // thread's next call.
+        reuse_for_next_call(request);
+        done(std::move(*now.response));
+        return;
+      }
+      asio::post(runtime.executor(shard),
+                 [done = std::move(done), response = std::move(*now.response),
+                  call = std::move(call)]() mutable { done(std::move(response)); });
+      return;
+    }
+    auto task = now.rest ? std::move(*now.rest) : runtime.invoke(std::move(request));
+    asio::co_spawn(runtime.executor(shard), std::move(task),
+                   [done = std::move(done), call = std::move(call)](
+                       std::exception_ptr error, Result<pb::InvocationResponse> response) mutable {
+                     if (error) {
+                       done(unexpected(error));
+                       return;
+                     }
+                     done(std::move(response));
+                   });
+  }
+
+  static runtime::Runtime::Now invoke_now(runtime::Runtime& runtime,
+                                          pb::InvocationRequest& request) {
+    try {
+      return runtime.invoke_now(request);
+    } catch (...) {
+      runtime::Runtime::Now now;
+      now.response.emplace(unexpected(std::current_exception()));
+      return now;
+    }
+  }
+
   static Error stopped() {
     return fail(ErrorCode::kShuttingDown, "the node is stopped: invocation refused");
   }

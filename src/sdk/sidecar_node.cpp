@@ -22,7 +22,7 @@ class ProxyTransport final : public Transport {
 public:
   explicit ProxyTransport(std::shared_ptr<ProxyClient> proxy) : proxy_(std::move(proxy)) {}
 
-  void invoke(pb::InvocationRequest&& request, ReplyHandler done) override {
+  void invoke(pb::InvocationRequest& request, ReplyHandler done) override {
     proxy_->invoke(request, std::move(done));
   }
 

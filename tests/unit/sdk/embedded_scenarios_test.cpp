@@ -1,14 +1,24 @@
 // The scenario suite in embedded mode: the runtime in this process, SQLite in a temp dir.
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "spawn/spawn.hpp"
 
+#include "sdk_test_messages.pb.h"
 #include "support/proxy_process.hpp"
 #include "unit/sdk/sdk_scenarios.hpp"
 
 namespace spawn::sdk_test {
+
+using namespace std::chrono_literals;
+
 namespace {
 
 // base64 of the 32 bytes "0123456789abcdef0123456789abcdef".
@@ -73,6 +83,113 @@ TEST(EmbeddedNodeTest, EachCallSeesOnlyItsOwnMetadataAndIdentity) {
   auto probe = client.actor("probe").invoke<Json>("show");
   ASSERT_TRUE(probe) << probe.error().message;
   EXPECT_EQ(probe->text, "meta=0 self=probe parent=");
+}
+
+// A thread builds its calls in one reused request, and a call started on its actor's shard
+// borrows it: nothing of a call may reach the next one built in it.
+TEST(EmbeddedNodeTest, ChainedCallsSeeOnlyTheirOwnInputAndMetadata) {
+  ActorSystem system("reuse");
+  system.actor("probe").action("show", [](Context<NoState>& ctx, const sdk_test::Deposit& in) {
+    return ctx.value().reply(Json{"meta=" + std::to_string(ctx.metadata().size())
+                                  + " amount=" + std::to_string(in.amount())});
+  });
+  EmbeddedOptions options;
+  options.threads = 1;  // every call on the same shard
+  auto node = Node::embedded(system, options);
+  ASSERT_TRUE(node) << node.error().message;
+  Client client = node->client();
+  ASSERT_TRUE(client.actor("probe").invoke<Json>("show"));  // active from here on
+
+  std::mutex mutex;
+  std::condition_variable done;
+  std::vector<std::string> seen;
+  auto record = [&](Result<Json> reply) {
+    std::lock_guard lock(mutex);
+    seen.push_back(reply ? reply->text : reply.error().message);
+    done.notify_all();
+  };
+  sdk_test::Deposit seven;
+  seven.set_amount(7);
+  client.actor("probe").invoke_then<Json>(
+      "show", seven,
+      [&](Result<Json> first) {
+        record(std::move(first));
+        // On the shard's thread now: these are built in the request the first call left there.
+        client.actor("probe").invoke_then<Json>("show", [&](Result<Json> second) {
+          record(std::move(second));
+          sdk_test::Deposit two;
+          two.set_amount(2);
+          client.actor("probe").invoke_then<Json>("show", two, record);
+        });
+      },
+      {.metadata = {{"k", "v"}}});
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(done.wait_for(lock, 10s, [&] { return seen.size() >= 3; }));
+  EXPECT_EQ(seen,
+            (std::vector<std::string>{"meta=1 amount=7", "meta=0 amount=0", "meta=0 amount=2"}));
+}
+
+// Chains of invoke_then over actors of both shards: calls start on the caller's shard, hop to
+// the other one or run at once, and reuse the requests of earlier calls; every call must see its
+// own input and metadata and be answered exactly once.
+TEST(EmbeddedNodeTest, ChainsAcrossShardsSeeTheirOwnRequests) {
+  constexpr int kActors = 20;
+  constexpr int kChains = 16;
+  constexpr int kCalls = 200;
+  ActorSystem system("chains");
+  for (int a = 0; a < kActors; ++a) {
+    system.actor("a" + std::to_string(a))
+        .action("echo", [](Context<NoState>& ctx, const sdk_test::Deposit& in) {
+          return ctx.value().reply(Json{ctx.self().name + ":" + std::to_string(in.amount()) + ":"
+                                        + std::to_string(ctx.metadata().size())});
+        });
+  }
+  EmbeddedOptions options;
+  options.threads = 2;
+  auto node = Node::embedded(system, options);
+  ASSERT_TRUE(node) << node.error().message;
+  Client client = node->client();
+
+  std::mutex mutex;
+  std::condition_variable finished;
+  int chains_done = 0;
+  std::atomic<int> answered{0};
+  std::atomic<int> wrong{0};
+  std::function<void(int, int)> call = [&](int chain, int index) {
+    const std::string actor = "a" + std::to_string((chain * 7 + index) % kActors);
+    sdk_test::Deposit in;
+    in.set_amount(chain * 1000 + index);
+    InvokeOptions invoke_options;
+    if (index % 2 == 0) {
+      invoke_options.metadata = {{"i", std::to_string(index)}};
+    }
+    const std::string expected =
+        actor + ":" + std::to_string(in.amount()) + ":" + std::to_string(index % 2 == 0 ? 1 : 0);
+    client.actor(actor).invoke_then<Json>(
+        "echo", in,
+        [&, chain, index, expected](Result<Json> reply) {
+          ++answered;
+          if (!reply || reply->text != expected) {
+            ++wrong;
+          }
+          if (index + 1 < kCalls) {
+            call(chain, index + 1);
+            return;
+          }
+          std::lock_guard lock(mutex);
+          ++chains_done;
+          finished.notify_all();
+        },
+        invoke_options);
+  };
+  for (int chain = 0; chain < kChains; ++chain) {
+    call(chain, 0);
+  }
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(finished.wait_for(lock, 30s, [&] { return chains_done == kChains; }))
+      << chains_done << " of " << kChains << " chains finished";
+  EXPECT_EQ(answered.load(), kChains * kCalls);
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST(EmbeddedNodeTest, StoppedNodeRefusesCalls) {

@@ -501,6 +501,45 @@ TEST_P(SdkScenarioTest, CallbacksChainFurtherCallsWithoutBlockingAThread) {
   }
 }
 
+// A call started from a callback may run at once on the thread of its actor's shard; its own
+// callback still runs only after invoke_then() returned, and a checkpoint is still saved first.
+TEST_P(SdkScenarioTest, CallsStartedInACallbackAnswerOnlyAfterInvokeThenReturned) {
+  Client chain_client = client();
+  auto account = chain_client.actor("account");
+  ASSERT_TRUE(account.invoke<Balance>("deposit", deposit(1)));  // active and idle from here on
+  std::atomic<int> started{0};
+  std::atomic<int> early{0};
+  Replies<Balance> replies;
+  auto collect = replies.collector();
+  auto after_return = [&started, &early, collect](int index) {
+    return [&started, &early, collect, index](Result<Balance> result) {
+      if (started.load() < index) {
+        ++early;
+      }
+      collect(std::move(result));
+    };
+  };
+  account.invoke_then<Balance>("deposit", deposit(2), [&](Result<Balance> result) {
+    collect(std::move(result));
+    account.invoke_then<Balance>("deposit", deposit(3), after_return(1));
+    ++started;
+    account.invoke_then<Balance>("deposit_checkpoint", deposit(4), after_return(2));
+    ++started;
+  });
+  ASSERT_TRUE(replies.wait_for(3));
+  EXPECT_EQ(early.load(), 0) << "a callback ran before its invoke_then() returned";
+  std::vector<std::int64_t> amounts;
+  for (auto& result : replies.take()) {
+    ASSERT_TRUE(result) << result.error().message;
+    amounts.push_back(result->amount());
+  }
+  EXPECT_EQ(amounts, (std::vector<std::int64_t>{3, 6, 10}));
+  crash_and_restart();
+  auto read = client().actor("account").invoke<Balance>("balance");
+  ASSERT_TRUE(read) << read.error().message;
+  EXPECT_EQ(read->amount(), 10) << "the checkpoint was saved before its reply";
+}
+
 TEST_P(SdkScenarioTest, InvokeThenReportsErrorsThroughTheCallback) {
   Replies<Balance> wrong_type;
   client().actor("account").invoke_then<Balance>("deposit", note("ten"), wrong_type.collector());
