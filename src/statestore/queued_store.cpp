@@ -31,7 +31,7 @@ Result<std::unique_ptr<QueuedStore>> QueuedStore::start(
 }
 
 QueuedStore::~QueuedStore() {
-  writes_.close();
+  writes_->close();
   reads_->close();
   if (writer_thread_.joinable()) {
     writer_thread_.join();
@@ -45,12 +45,12 @@ void QueuedStore::run_writer() {
   const std::size_t max_batch =
       options_.group_commit ? std::max<std::size_t>(options_.max_batch, 1) : 1;
   for (;;) {
-    std::vector<WriteRequest> batch = writes_.pop(max_batch);
+    std::vector<WriteRequest> batch = writes_->pop(max_batch);
     if (batch.empty()) {
       return;
     }
     transactions_.fetch_add(writer_->write(batch), std::memory_order_relaxed);
-    post_completions(std::move(batch));
+    post_completions(writes_, std::move(batch));
   }
 }
 
@@ -62,7 +62,7 @@ void QueuedStore::run_reader(RequestReader& reader) {
       return;
     }
     reader.serve_all(batch);
-    post_completions(std::move(batch));
+    post_completions(reads_, std::move(batch));
   }
 }
 
@@ -96,10 +96,10 @@ Task<Result<std::int64_t>> QueuedStore::save(ActorKey key, Snapshot snapshot,
   }
   // The request is made in the statement before the await, so that it stays out of this frame:
   // under 1,020 bytes, Asio recycles the frame instead of a malloc (src/common/CMakeLists.txt).
-  auto submitted = submit<std::int64_t>(writes_, Save{.key = std::move(key),
-                                                      .snapshot = std::move(snapshot),
-                                                      .tags_json = std::move(*tags),
-                                                      .expected_revision = expected_revision});
+  auto submitted = submit<std::int64_t>(*writes_, Save{.key = std::move(key),
+                                                       .snapshot = std::move(snapshot),
+                                                       .tags_json = std::move(*tags),
+                                                       .expected_revision = expected_revision});
   co_return co_await std::move(submitted);
 }
 
@@ -108,7 +108,7 @@ Task<Result<void>> QueuedStore::put_scheduled(ScheduledInvocation invocation) {
     co_return fail(ErrorCode::kInvalidArgument, "put scheduled invocation: the id is empty");
   }
   PutScheduled request{.invocation = std::move(invocation)};
-  co_return co_await submit<void>(writes_, std::move(request));
+  co_return co_await submit<void>(*writes_, std::move(request));
 }
 
 Task<Result<std::vector<ScheduledInvocation>>> QueuedStore::due_scheduled(std::int64_t until_ms,
@@ -127,7 +127,7 @@ Task<Result<void>> QueuedStore::remove_scheduled(std::vector<std::string> ids) {
     co_return ok();
   }
   RemoveScheduled request{.ids = std::move(ids)};
-  co_return co_await submit<void>(writes_, std::move(request));
+  co_return co_await submit<void>(*writes_, std::move(request));
 }
 
 Task<Result<std::int64_t>> QueuedStore::count_scheduled() {

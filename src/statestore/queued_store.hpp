@@ -106,8 +106,10 @@ private:
   // writer_ before readers_: members are destroyed in reverse, so the readers close first.
   std::unique_ptr<BatchWriter> writer_;
   std::vector<std::unique_ptr<RequestReader>> readers_;
-  RequestQueue<WriteRequest> writes_;
-  /// Shared with the wake-ups it posts to its callers (see RequestQueue, coalesce).
+  /// The queues are shared with what they post to callers: the completions, which give their
+  /// batch vectors back (RequestQueue::recycle), and the reads' wake-ups (RequestQueue, coalesce).
+  std::shared_ptr<RequestQueue<WriteRequest>> writes_ =
+      std::make_shared<RequestQueue<WriteRequest>>();
   std::shared_ptr<RequestQueue<ReadRequest>> reads_ =
       std::make_shared<RequestQueue<ReadRequest>>(/*coalesce=*/true);
   std::thread writer_thread_;
