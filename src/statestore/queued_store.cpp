@@ -50,7 +50,7 @@ void QueuedStore::run_writer() {
       return;
     }
     transactions_.fetch_add(writer_->write(batch), std::memory_order_relaxed);
-    post_completions(std::move(batch));
+    post_completions(writes_, std::move(batch));
   }
 }
 
@@ -62,7 +62,7 @@ void QueuedStore::run_reader(RequestReader& reader) {
       return;
     }
     reader.serve_all(batch);
-    post_completions(std::move(batch));
+    post_completions(reads_, std::move(batch));
   }
 }
 

@@ -106,7 +106,8 @@ private:
   // writer_ before readers_: members are destroyed in reverse, so the readers close first.
   std::unique_ptr<BatchWriter> writer_;
   std::vector<std::unique_ptr<RequestReader>> readers_;
-  // Shared with the wake-ups they post to their callers (see RequestQueue).
+  /// The queues are shared with what they post to callers: the wake-ups (see RequestQueue) and the
+  /// completions, which give their batch vectors back (RequestQueue::recycle).
   std::shared_ptr<RequestQueue<WriteRequest>> writes_ =
       std::make_shared<RequestQueue<WriteRequest>>();
   std::shared_ptr<RequestQueue<ReadRequest>> reads_ = std::make_shared<RequestQueue<ReadRequest>>();

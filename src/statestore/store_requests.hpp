@@ -167,54 +167,6 @@ inline void deliver(WriteRequest& request, WriteOutcome outcome) {
       request);
 }
 
-/// Resumes the callers of `requests`, whose results are set, each on its own executor: one post
-/// per executor (in the order of the requests), not one per request, so a batch wakes a caller's
-/// thread once. Called by a store thread.
-template <class Request>
-void post_completions(std::vector<Request> requests) {
-  if (requests.empty()) {
-    return;
-  }
-  auto executor_of = [](const Request& request) -> const asio::any_io_executor& {
-    return std::visit(
-        [](const auto& op) -> const asio::any_io_executor& { return op.completion.executor(); },
-        request);
-  };
-  auto resume_all = [](std::vector<Request> group) {
-    return [group = std::move(group)]() mutable {
-      for (Request& request : group) {
-        std::visit([](auto& op) { op.completion.resume(); }, request);
-      }
-    };
-  };
-  const asio::any_io_executor& first = executor_of(requests.front());
-  const bool one_executor = std::all_of(requests.begin(), requests.end(),
-                                        [&](const Request& r) { return executor_of(r) == first; });
-  if (one_executor) {
-    asio::any_io_executor executor = first;
-    asio::post(executor, resume_all(std::move(requests)));
-    return;
-  }
-  std::vector<std::vector<Request>> groups;
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    Request& request = requests[i];
-    auto group = std::find_if(groups.begin(), groups.end(), [&](const std::vector<Request>& g) {
-      return executor_of(g.front()) == executor_of(request);
-    });
-    if (group == groups.end()) {
-      groups.emplace_back();
-      group = std::prev(groups.end());
-      // Room for every request left, so that no request is moved again as the group grows.
-      group->reserve(requests.size() - i);
-    }
-    group->push_back(std::move(request));
-  }
-  for (std::vector<Request>& group : groups) {
-    asio::any_io_executor executor = executor_of(group.front());
-    asio::post(executor, resume_all(std::move(group)));
-  }
-}
-
 /// A mutex-and-condvar queue between the callers and one kind of store thread.
 ///
 /// A request does not wake a store thread by itself: the first request a caller's executor adds
@@ -253,22 +205,23 @@ public:
   std::vector<Request> pop(std::size_t max) {
     std::unique_lock lock(mutex_);
     ready_.wait(lock, [this] { return closed_ || !items_.empty(); });
-    std::vector<Request> taken;
+    std::vector<Request> taken = take_spare();
     if (items_.size() <= max) {
       // The usual case: all of them, without moving one. The queue starts again with room for as
       // many, so that the next batch's requests do not move it from one growing buffer to the next.
       taken.swap(items_);
       items_.reserve(taken.size());
     } else {
-      // Moved into new vectors rather than erased from the front: requests are only ever
+      // Moved into another vector rather than erased from the front: requests are only ever
       // move-constructed (Boost's any_completion_handler move assignment recurses forever).
-      std::vector<Request> rest;
+      std::vector<Request> rest = take_spare();
       taken.reserve(max);
       rest.reserve(items_.size() - max);
       for (std::size_t i = 0; i < items_.size(); ++i) {
         (i < max ? taken : rest).push_back(std::move(items_[i]));
       }
       items_.swap(rest);
+      keep_spare(std::move(rest));
     }
     const bool more = !items_.empty();
     lock.unlock();
@@ -276,6 +229,33 @@ public:
       ready_.notify_one();
     }
     return taken;
+  }
+
+  /// Returns an empty vector to reuse: a spare if there is one (see recycle()), else a new one.
+  std::vector<Request> spare() {
+    const std::lock_guard lock(mutex_);
+    return take_spare();
+  }
+
+  /// Takes back a vector handed out by pop() or spare() once its requests are done with (moved
+  /// from or resumed), to hold later requests: a batch vector is then reused rather than freed
+  /// on the thread that resumed its callers and grown again from nothing by the next pushes
+  /// (freeing it there set off glibc's malloc_consolidate; docs/performance.md, Finding 8).
+  /// Keeps at most kMaxSpares, none larger than kMaxSpareCapacity requests.
+  void recycle(std::vector<Request> used) {
+    if (used.capacity() == 0 || used.capacity() > kMaxSpareCapacity) {
+      return;
+    }
+    used.clear();
+    const std::lock_guard lock(mutex_);
+    keep_spare(std::move(used));
+  }
+
+  /// The executor that awaits `request`.
+  static const asio::any_io_executor& executor_of(const Request& request) {
+    return std::visit(
+        [](const auto& op) -> const asio::any_io_executor& { return op.completion.executor(); },
+        request);
   }
 
   /// Lets the threads finish what is queued and then return from pop() empty-handed.
@@ -288,10 +268,29 @@ public:
   }
 
 private:
-  static const asio::any_io_executor& executor_of(const Request& request) {
-    return std::visit(
-        [](const auto& op) -> const asio::any_io_executor& { return op.completion.executor(); },
-        request);
+  // Enough for the vectors in use at once: the queue's own, one per store thread's batch and the
+  // groups posted to callers and not yet resumed.
+  static constexpr std::size_t kMaxSpares = 16;
+  // A spare larger than this is freed instead (a burst of writes makes batches up to max_batch).
+  static constexpr std::size_t kMaxSpareCapacity = 256;
+
+  // Called with mutex_ held. Frees `used` when it is too large or there are spares enough.
+  void keep_spare(std::vector<Request> used) {
+    used.clear();
+    if (used.capacity() != 0 && used.capacity() <= kMaxSpareCapacity
+        && spares_.size() < kMaxSpares) {
+      spares_.push_back(std::move(used));
+    }
+  }
+
+  // Called with mutex_ held.
+  std::vector<Request> take_spare() {
+    if (spares_.empty()) {
+      return {};
+    }
+    std::vector<Request> spare = std::move(spares_.back());
+    spares_.pop_back();
+    return spare;
   }
 
   void wake(const asio::any_io_executor& executor) {
@@ -302,13 +301,15 @@ private:
     ready_.notify_one();
   }
 
-  std::mutex mutex_;  // guards items_, waking_ and closed_
+  std::mutex mutex_;  // guards items_, waking_, spares_ and closed_
   std::condition_variable ready_;
   /// A vector, not a deque: a request is larger than a deque's 512-byte block, so a deque
   /// allocated one block per request.
   std::vector<Request> items_;
   /// The executors with a wake-up posted and not yet run.
   std::vector<asio::any_io_executor> waking_;
+  /// Empty vectors with room, to hold batches (see recycle()).
+  std::vector<std::vector<Request>> spares_;
   bool closed_ = false;
 };
 
@@ -316,6 +317,58 @@ private:
 template <class T>
 Task<Result<T>> completed(Result<T> result) {
   co_return result;
+}
+
+/// Resumes the callers of `requests`, whose results are set, each on its own executor: one post
+/// per executor (in the order of the requests), not one per request, so a batch wakes a caller's
+/// thread once. Each posted group, once its callers are resumed, goes back to `queue` as a spare
+/// (RequestQueue::recycle), so no batch vector is freed on a caller's thread. Called by a store
+/// thread with a batch that `queue` handed out.
+template <class Request>
+void post_completions(const std::shared_ptr<RequestQueue<Request>>& queue,
+                      std::vector<Request> requests) {
+  if (requests.empty()) {
+    queue->recycle(std::move(requests));
+    return;
+  }
+  auto executor_of = [](const Request& request) -> const asio::any_io_executor& {
+    return RequestQueue<Request>::executor_of(request);
+  };
+  auto resume_all = [&queue](std::vector<Request> group) {
+    return [queue, group = std::move(group)]() mutable {
+      for (Request& request : group) {
+        std::visit([](auto& op) { op.completion.resume(); }, request);
+      }
+      queue->recycle(std::move(group));
+    };
+  };
+  const asio::any_io_executor& first = executor_of(requests.front());
+  const bool one_executor = std::all_of(requests.begin(), requests.end(),
+                                        [&](const Request& r) { return executor_of(r) == first; });
+  if (one_executor) {
+    asio::any_io_executor executor = first;
+    asio::post(executor, resume_all(std::move(requests)));
+    return;
+  }
+  std::vector<std::vector<Request>> groups;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    Request& request = requests[i];
+    auto group = std::find_if(groups.begin(), groups.end(), [&](const std::vector<Request>& g) {
+      return executor_of(g.front()) == executor_of(request);
+    });
+    if (group == groups.end()) {
+      groups.push_back(queue->spare());
+      group = std::prev(groups.end());
+      // Room for every request left, so that no request is moved again as the group grows.
+      group->reserve(requests.size() - i);
+    }
+    group->push_back(std::move(request));
+  }
+  for (std::vector<Request>& group : groups) {
+    asio::any_io_executor executor = executor_of(group.front());
+    asio::post(executor, resume_all(std::move(group)));
+  }
+  queue->recycle(std::move(requests));  // moved from: only its storage is reused
 }
 
 // submit() queues a request and returns the awaitable that completes with its result. It is a
