@@ -26,6 +26,7 @@
 #include <boost/intrusive/list.hpp>
 
 #include "common/asio.hpp"
+#include "proxy/drained_read.hpp"
 
 namespace spawn::proxy::http_codec {
 
@@ -132,7 +133,9 @@ private:
 
 /// Reads from `socket` into `buffer` and feeds `parser` until one whole message is parsed, as
 /// Beast's http::async_read does (bytes after the message stay in `buffer`). Errors as Beast's:
-/// http::error::end_of_stream when the peer closed before a message began.
+/// http::error::end_of_stream when the peer closed before a message began. A read that empties
+/// the socket makes the next one wait for readiness first (drained_read.hpp), so the read of the
+/// next message on a keep-alive connection does not begin with a recv() that fails.
 template <bool isRequest>
 Task<beast::error_code> read_message(asio::ip::tcp::socket& socket, beast::flat_buffer& buffer,
                                      http::basic_parser<isRequest>& parser) {
@@ -157,7 +160,7 @@ Task<beast::error_code> read_message(asio::ip::tcp::socket& socket, beast::flat_
     if (size == 0) {
       co_return beast::error_code(http::error::buffer_overflow);
     }
-    auto [read_ec, n] = co_await socket.async_read_some(buffer.prepare(size), kUseTask);
+    auto [read_ec, n] = co_await async_read_some_drained(socket, buffer.prepare(size), kUseTask);
     buffer.commit(n);
     if (read_ec == asio::error::eof) {
       if (parser.got_some()) {

@@ -24,6 +24,8 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr std::string_view kActionsPath = "/api/v1/actors/actions";
+// A pooled connection keeps its request and response buffers up to this capacity.
+constexpr std::size_t kKeptBufferBytes = 64 * 1024;
 
 // Error texts read "connection refused", not "Connection refused".
 std::string reason(const beast::error_code& error) {
@@ -43,10 +45,15 @@ struct HttpHost::Connection {
   http_codec::Timed timed;
   /// What was read and not parsed yet; kept with its capacity from one call to the next.
   beast::flat_buffer buffer;
+  /// The request being sent and the body of its response; kept with their capacity (up to
+  /// kKeptBufferBytes) from one call to the next.
+  std::string request;
+  std::string body;
   std::chrono::steady_clock::time_point idle_since{};
 };
 
-// What one request/response round trip on one connection produced.
+// What one request/response round trip on one connection produced; the response's body is in
+// the connection.
 struct HttpHost::Exchange {
   beast::error_code error;
   // The failure happened while writing or before any response byte arrived, so the host did not
@@ -54,7 +61,6 @@ struct HttpHost::Exchange {
   bool before_response = false;
   bool keep_alive = false;
   unsigned status = 0;
-  std::string body;
 };
 
 HttpHost::HttpHost(asio::any_io_executor executor, HttpHostOptions options)
@@ -88,7 +94,6 @@ std::size_t HttpHost::idle_connections_for_test() const {
 
 Task<Result<pb::ActorInvocationResponse>> HttpHost::invoke(pb::ActorInvocation& invocation) {
   const Deadline deadline = std::chrono::steady_clock::now() + options_.timeout;
-  const std::string request = make_request(invocation);
 
   for (int attempt = 0;; ++attempt) {
     // The retry always takes a new connection (PROTOCOL.md §4).
@@ -102,7 +107,8 @@ Task<Result<pb::ActorInvocationResponse>> HttpHost::invoke(pb::ActorInvocation& 
       connection = std::move(*connected);
     }
 
-    Exchange answer = co_await exchange(*connection, request, deadline);
+    make_request(invocation, connection->request);
+    Exchange answer = co_await exchange(*connection, deadline);
     if (answer.error) {
       if (reused && answer.before_response && answer.error != beast::error::timeout) {
         // The host most likely restarted, so every other idle connection is stale as well.
@@ -113,18 +119,19 @@ Task<Result<pb::ActorInvocationResponse>> HttpHost::invoke(pb::ActorInvocation& 
       }
       co_return transport_error(answer);
     }
+    Result<pb::ActorInvocationResponse> decoded = decode(answer, connection->body);
     if (answer.keep_alive) {
       release(std::move(connection));
     }
-    co_return decode(answer);
+    co_return decoded;
   }
 }
 
-std::string HttpHost::make_request(const pb::ActorInvocation& invocation) const {
+void HttpHost::make_request(const pb::ActorInvocation& invocation, std::string& request) const {
   // Head and body go out as one buffer with Content-Length, never chunked: the Node host
   // handles each `data` event on its own (PROTOCOL.md §4).
   const std::size_t body_size = invocation.ByteSizeLong();
-  std::string request;
+  request.clear();
   request.reserve(request_head_.size() + 24 + body_size);
   request += request_head_;
   request += std::to_string(body_size);
@@ -133,7 +140,6 @@ std::string HttpHost::make_request(const pb::ActorInvocation& invocation) const 
   const std::size_t at = request.size();
   request.resize(at + body_size);
   invocation.SerializeWithCachedSizesToArray(reinterpret_cast<std::uint8_t*>(request.data() + at));
-  return request;
 }
 
 std::unique_ptr<HttpHost::Connection> HttpHost::take_idle() {
@@ -156,6 +162,12 @@ void HttpHost::release(std::unique_ptr<Connection> connection) {
   }
   if (idle_.size() >= options_.max_idle_connections) {
     idle_.erase(idle_.begin());  // the oldest, most likely to have been closed by the host
+  }
+  // A large call's buffers are not kept for the next, most likely small one.
+  for (std::string* kept : {&connection->request, &connection->body}) {
+    if (kept->capacity() > kKeptBufferBytes) {
+      std::string().swap(*kept);
+    }
   }
   connection->idle_since = std::chrono::steady_clock::now();
   idle_.push_back(std::move(connection));
@@ -197,9 +209,9 @@ Task<Result<std::unique_ptr<HttpHost::Connection>>> HttpHost::connect(Deadline d
   co_return std::move(connection);
 }
 
-Task<HttpHost::Exchange> HttpHost::exchange(Connection& connection, const std::string& request,
-                                            Deadline deadline) {
+Task<HttpHost::Exchange> HttpHost::exchange(Connection& connection, Deadline deadline) {
   Exchange answer;
+  const std::string& request = connection.request;
   http_codec::Timed& timed = connection.timed;
   deadlines_.set(timed, deadline);
 
@@ -216,7 +228,7 @@ Task<HttpHost::Exchange> HttpHost::exchange(Connection& connection, const std::s
     co_return answer;
   }
 
-  http_codec::ResponseParser parser(answer.body);
+  http_codec::ResponseParser parser(connection.body);
   parser.body_limit(options_.max_body_bytes);
   beast::error_code read_error =
       co_await http_codec::read_message(timed.socket, connection.buffer, parser);
@@ -259,18 +271,19 @@ Error HttpHost::transport_error(const Exchange& answer) const {
               fmt::format("host unreachable at {}: {}", authority_, reason(answer.error)));
 }
 
-Result<pb::ActorInvocationResponse> HttpHost::decode(const Exchange& answer) {
+Result<pb::ActorInvocationResponse> HttpHost::decode(const Exchange& answer,
+                                                     const std::string& body) {
   // The HTTP status is not looked at, as in the original proxy (PROTOCOL.md §4); the Node host
   // answers a throwing action with 400 and an empty body.
-  if (answer.body.empty()) {
+  if (body.empty()) {
     return fail(ErrorCode::kBadHostResponse,
                 fmt::format("host returned an empty body (HTTP {})", answer.status));
   }
   pb::ActorInvocationResponse response;
-  const bool parsed = response.ParseFromString(answer.body);
+  const bool parsed = response.ParseFromString(body);
   if (answer.status >= 400 && !(parsed && response.has_updated_context())) {
     // A host that failed and said why in text (the C++ SDK's host does): pass the reason on.
-    std::string reason = answer.body.substr(0, 512);
+    std::string reason = body.substr(0, 512);
     std::replace_if(
         reason.begin(), reason.end(),
         [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }, ' ');
@@ -281,7 +294,7 @@ Result<pb::ActorInvocationResponse> HttpHost::decode(const Exchange& answer) {
     return fail(ErrorCode::kBadHostResponse,
                 fmt::format("host returned a body that is not an ActorInvocationResponse ({} "
                             "bytes, HTTP {})",
-                            answer.body.size(), answer.status));
+                            body.size(), answer.status));
   }
   if (!response.has_updated_context()) {
     return fail(ErrorCode::kBadHostResponse, "host response has no updated_context");

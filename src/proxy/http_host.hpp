@@ -73,10 +73,13 @@ private:
   std::unique_ptr<Connection> take_idle();
   void release(std::unique_ptr<Connection> connection);
   Task<Result<std::unique_ptr<Connection>>> connect(Deadline deadline);
-  Task<Exchange> exchange(Connection& connection, const std::string& request, Deadline deadline);
-  std::string make_request(const protocol::pb::ActorInvocation& invocation) const;
+  /// Sends `connection.request` and reads the response's body into `connection.body`.
+  Task<Exchange> exchange(Connection& connection, Deadline deadline);
+  /// Writes the HTTP request of `invocation` to `request` (cleared first).
+  void make_request(const protocol::pb::ActorInvocation& invocation, std::string& request) const;
   Error transport_error(const Exchange& answer) const;
-  static Result<protocol::pb::ActorInvocationResponse> decode(const Exchange& answer);
+  static Result<protocol::pb::ActorInvocationResponse> decode(const Exchange& answer,
+                                                              const std::string& body);
 
   asio::any_io_executor executor_;
   HttpHostOptions options_;
