@@ -77,12 +77,6 @@ bool is_empty(const pb::Workflow& workflow) {
          && workflow.routing_case() == pb::Workflow::ROUTING_NOT_SET;
 }
 
-/// std::hash<ActorKey> of {system, name}, without making the key.
-std::size_t key_hash(std::string_view system, std::string_view name) noexcept {
-  std::size_t h = std::hash<std::string_view>{}(system);
-  return h ^ (std::hash<std::string_view>{}(name) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
-}
-
 bool has_workflow(const pb::ActorInvocationResponse& reply) {
   return reply.has_workflow() && !is_empty(reply.workflow());
 }
@@ -203,7 +197,7 @@ void Runtime::stop() {
 }
 
 Shard& Runtime::shard_for(const ActorKey& key) {
-  return *shards_[key_hash(key.system, key.name) % shards_.size()];
+  return *shards_[statestore::key_hash(key.system, key.name) % shards_.size()];
 }
 
 Task<Result<void>> Runtime::register_system(pba::ActorSystem system) {
@@ -398,7 +392,7 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
 std::size_t Runtime::shard_of(const pb::InvocationRequest& request) const {
   const auto& id = request.actor().id();
   const std::string& system = id.system().empty() ? request.system().name() : id.system();
-  return key_hash(system, id.name()) % shards_.size();
+  return statestore::key_hash(system, id.name()) % shards_.size();
 }
 
 Runtime::Now Runtime::invoke_now(pb::InvocationRequest& request) {

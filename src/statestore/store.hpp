@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "spawn/result.hpp"
@@ -120,12 +121,17 @@ public:
   virtual Task<Result<std::int64_t>> count_scheduled() = 0;
 };
 
+/// The hash of the key {system, name} (std::hash<ActorKey>), without making the key.
+inline std::size_t key_hash(std::string_view system, std::string_view name) noexcept {
+  const std::size_t h = std::hash<std::string_view>{}(system);
+  return h ^ (std::hash<std::string_view>{}(name) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+}
+
 }  // namespace spawn::statestore
 
 template <>
 struct std::hash<spawn::statestore::ActorKey> {
   std::size_t operator()(const spawn::statestore::ActorKey& key) const noexcept {
-    std::size_t h = std::hash<std::string>{}(key.system);
-    return h ^ (std::hash<std::string>{}(key.name) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+    return spawn::statestore::key_hash(key.system, key.name);
   }
 };
