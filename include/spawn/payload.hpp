@@ -71,6 +71,23 @@ const std::string& type_url_of() {
   }
 }
 
+namespace detail {
+
+/// Packs `value` into `any`, an empty Any (as pack() does).
+template <Payload T>
+void pack_into(google::protobuf::Any& any, const T& value) {
+  if constexpr (std::same_as<T, Json>) {
+    any = detail::pack_json(value.text);
+  } else if constexpr (std::same_as<T, google::protobuf::Any>) {
+    any = value;
+  } else {
+    any.set_type_url(type_url_of<T>());
+    value.SerializeToString(any.mutable_value());
+  }
+}
+
+}  // namespace detail
+
 /// Packs `value` into a `google.protobuf.Any` (an Any is returned unchanged).
 template <Payload T>
 google::protobuf::Any pack(const T& value) {
@@ -80,11 +97,27 @@ google::protobuf::Any pack(const T& value) {
     return value;
   } else {
     google::protobuf::Any any;
-    any.set_type_url(type_url_of<T>());
-    value.SerializeToString(any.mutable_value());
+    detail::pack_into(any, value);
     return any;
   }
 }
+
+namespace detail {
+
+/// Unpacks `any` into the protobuf message `value` in place; fails as unpack() does.
+template <class T>
+Result<void> unpack_message_into(const google::protobuf::Any& any, T& value) {
+  const std::string& name = T::descriptor()->full_name();
+  if (!type_url_names(any.type_url(), name)) {
+    return payload_mismatch(name, any);
+  }
+  if (!value.ParseFromString(any.value())) {
+    return payload_unparsable(name, any.value().size());
+  }
+  return ok();
+}
+
+}  // namespace detail
 
 /// Unpacks a `T` from `any`.
 ///
@@ -97,16 +130,33 @@ Result<T> unpack(const google::protobuf::Any& any) {
   } else if constexpr (std::same_as<T, google::protobuf::Any>) {
     return any;
   } else {
-    const std::string& name = T::descriptor()->full_name();
-    if (!detail::type_url_names(any.type_url(), name)) {
-      return detail::payload_mismatch(name, any);
-    }
     T value;
-    if (!value.ParseFromString(any.value())) {
-      return detail::payload_unparsable(name, any.value().size());
+    Result<void> unpacked = detail::unpack_message_into(any, value);
+    if (!unpacked) {
+      return std::move(unpacked).error();
     }
     return value;
   }
 }
+
+namespace detail {
+
+/// Unpacks `any` into `value` (as unpack() does, without a temporary for a protobuf message);
+/// on failure `value` is unspecified.
+template <Payload T>
+Result<void> unpack_into(const google::protobuf::Any& any, T& value) {
+  if constexpr (std::same_as<T, Json> || std::same_as<T, google::protobuf::Any>) {
+    Result<T> unpacked = unpack<T>(any);
+    if (!unpacked) {
+      return std::move(unpacked).error();
+    }
+    value = std::move(*unpacked);
+    return ok();
+  } else {
+    return unpack_message_into(any, value);
+  }
+}
+
+}  // namespace detail
 
 }  // namespace spawn

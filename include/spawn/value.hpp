@@ -129,7 +129,7 @@ public:
 
   /// Sets the actor's new state.
   Value& state(const S& state) & requires Payload<S> {
-    data_.state = pack(state);
+    detail::pack_into(data_.state.emplace(), state);
     return *this;
   }
 
@@ -137,7 +137,7 @@ public:
 
   /// Sets the reply to the caller.
   Value& reply(const ReplyArg& reply) & requires Payload<R> {
-    data_.reply = pack(reply);
+    detail::pack_into(data_.reply.emplace(), reply);
     return *this;
   }
 
@@ -149,7 +149,7 @@ public:
   template <Payload R2>
 
   requires std::is_void_v<R> Value<S, R2> reply(const R2& reply) && {
-    data_.reply = pack(reply);
+    detail::pack_into(data_.reply.emplace(), reply);
     return Value<S, R2>(std::move(data_));
   }
 

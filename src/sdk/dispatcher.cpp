@@ -70,10 +70,10 @@ pb::ActorInvocationResponse respond(pb::ActorInvocation& invocation, detail::Val
     }
   }
   if (value.state) {
-    *context->mutable_state() = std::move(*value.state);
+    context->set_allocated_state(value.state.release());
   }
   if (value.reply) {
-    *response.mutable_value() = std::move(*value.reply);
+    response.set_allocated_value(value.reply.release());
   }
   response.set_checkpoint(value.checkpoint);
 

@@ -152,11 +152,10 @@ ActionSpec make_action(F fn) {
     S state{};
     if constexpr (Payload<S>) {
       if (const google::protobuf::Any* any = view.state(); any != nullptr) {
-        Result<S> unpacked = unpack<S>(*any);
+        Result<void> unpacked = unpack_into(*any, state);
         if (!unpacked) {
           return state_error(view, unpacked.error());
         }
-        state = std::move(*unpacked);
       }
     }
     Context<S> context(view, std::move(state));
@@ -171,11 +170,10 @@ ActionSpec make_action(F fn) {
     } else {
       In input{};
       if (const google::protobuf::Any* any = view.payload(); any != nullptr) {
-        Result<In> unpacked = unpack<In>(*any);
+        Result<void> unpacked = unpack_into(*any, input);
         if (!unpacked) {
           return input_error(view, unpacked.error());
         }
-        input = std::move(*unpacked);
       }
       using Ret = std::invoke_result_t<const F&, Context<S>&, const In&>;
       if constexpr (std::is_void_v<Ret>) {

@@ -4,6 +4,7 @@
 // `ActorInvocationResponse` and its `Workflow`.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -27,11 +28,54 @@ struct EffectData {
   bool pooled = false;
 };
 
+/// An optional Any on the heap: moving one moves a pointer, and the SDK hands the Any itself to
+/// the response it builds (no Any is constructed, swapped and destroyed on the way). Copies copy.
+class AnyBox {
+public:
+  AnyBox() = default;
+
+  AnyBox(const AnyBox& other)
+      : any_(other.any_ ? std::make_unique<google::protobuf::Any>(*other.any_) : nullptr) {}
+
+  AnyBox& operator=(const AnyBox& other) {
+    if (this != &other) {
+      any_ = other.any_ ? std::make_unique<google::protobuf::Any>(*other.any_) : nullptr;
+    }
+    return *this;
+  }
+
+  AnyBox(AnyBox&&) noexcept = default;
+  AnyBox& operator=(AnyBox&&) noexcept = default;
+  ~AnyBox() = default;
+
+  explicit operator bool() const { return any_ != nullptr; }
+
+  google::protobuf::Any& operator*() const { return *any_; }
+
+  google::protobuf::Any* operator->() const { return any_.get(); }
+
+  /// Returns the held Any, cleared, or a new one.
+  google::protobuf::Any& emplace() {
+    if (any_) {
+      any_->Clear();
+    } else {
+      any_ = std::make_unique<google::protobuf::Any>();
+    }
+    return *any_;
+  }
+
+  /// Gives up the Any (null when none), for `set_allocated_*`.
+  google::protobuf::Any* release() { return any_.release(); }
+
+private:
+  std::unique_ptr<google::protobuf::Any> any_;
+};
+
 enum class RouteKind : std::uint8_t { kNone, kPipe, kForward };
 
 struct ValueData {
-  std::optional<google::protobuf::Any> state;
-  std::optional<google::protobuf::Any> reply;
+  AnyBox state;
+  AnyBox reply;
   /// Replaces every tag when set; `tag_changes` then apply on top (nullopt value: erase).
   std::optional<StringMap> tags;
   std::vector<std::pair<std::string, std::optional<std::string>>> tag_changes;

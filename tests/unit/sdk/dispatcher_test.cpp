@@ -183,6 +183,27 @@ TEST_F(DispatcherTest, WrongInputTypeBecomesAnError) {
       << wrong.error().message;
 }
 
+TEST(ValueTest, ACopyHasItsOwnStateAndReplyAndTheLastStateSetWins) {
+  Account first;
+  first.set_balance(1);
+  Account second;
+  second.set_balance(2);
+  Value<Account, Account> value;
+  value.state(first).state(second).reply(first);
+  Value<Account, Account> copy = value;
+  detail::ValueData data = std::move(value).release();
+  detail::ValueData copied = std::move(copy).release();
+  ASSERT_TRUE(data.state);
+  ASSERT_TRUE(copied.state);
+  EXPECT_NE(&*data.state, &*copied.state);
+  EXPECT_EQ(unpack<Account>(*data.state)->balance(), 2);
+  EXPECT_EQ(unpack<Account>(*copied.state)->balance(), 2);
+  ASSERT_TRUE(copied.reply);
+  EXPECT_EQ(unpack<Account>(*copied.reply)->balance(), 1);
+  data = copied;
+  EXPECT_EQ(unpack<Account>(*data.reply)->balance(), 1);
+}
+
 TEST(DispatcherMakeTest, SubscriptionToAMissingActionIsRefused) {
   ActorSystem system("bank");
   system.actor("listener").subscribe("news", "hear");
