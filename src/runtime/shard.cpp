@@ -254,6 +254,11 @@ Result<Entity*> Shard::accept(const ActorKey& registered, const ActorKey& instan
   return found;
 }
 
+bool Shard::is_pooled(const ActorKey& key) const {
+  const Slot* slot = find_registration(key);
+  return slot != nullptr && slot->definition->is_pooled();
+}
+
 std::optional<ActorKey> Shard::pool_member_for(const ActorKey& key) {
   const Slot* slot = find_registration(key);
   if (slot == nullptr || !slot->definition->is_pooled()) {

@@ -131,6 +131,8 @@ public:
   /// Returns the pool member that serves `key` next when it is a POOLED actor (round-robin);
   /// nullopt when `key` serves itself.
   std::optional<statestore::ActorKey> pool_member_for(const statestore::ActorKey& key);
+  /// Whether `key` is registered as a POOLED actor (pool_member_for() would name a member).
+  bool is_pooled(const statestore::ActorKey& key) const;
 
   /// Queues activation of a registered actor (warm-up after registration).
   void warm_up(const statestore::ActorKey& key);
