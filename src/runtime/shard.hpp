@@ -214,9 +214,10 @@ private:
                    protocol::pb::ActorInvocation& invocation);
   static void give_back(protocol::pb::ActorInvocation& invocation,
                         protocol::pb::InvocationRequest& request);
-  Task<Result<protocol::pb::ActorInvocationResponse>> call_host(
-      Entity& entity, protocol::pb::ActorInvocation& invocation,
-      std::chrono::milliseconds retry_window);
+  /// Calls the host again for `invocation`, whose first try found it unreachable: waits with
+  /// backoff and retries while it stays unreachable, until `deadline`.
+  Task<Result<protocol::pb::ActorInvocationResponse>> call_host_again(
+      Entity& entity, protocol::pb::ActorInvocation& invocation, Clock::time_point deadline);
   /// Takes the new state and tags from `response` (its state is moved out).
   void apply(Entity& entity, protocol::pb::ActorInvocationResponse& response);
   Task<Result<void>> save(Entity& entity, statestore::ActorStatus status);
