@@ -73,8 +73,6 @@ private:
   std::unique_ptr<Connection> take_idle();
   void release(std::unique_ptr<Connection> connection);
   Task<Result<std::unique_ptr<Connection>>> connect(Deadline deadline);
-  /// Sends `connection.request` and reads the response's body into `connection.body`.
-  Task<Exchange> exchange(Connection& connection, Deadline deadline);
   /// Writes the HTTP request of `invocation` to `request` (cleared first).
   void make_request(const protocol::pb::ActorInvocation& invocation, std::string& request) const;
   Error transport_error(const Exchange& answer) const;

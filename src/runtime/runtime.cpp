@@ -490,12 +490,16 @@ Task<Result<Outcome>> Runtime::invoke_from(const asio::any_io_executor& here, Sh
                                            const ActorKey& key, pb::InvocationRequest& request) {
   // run_on() spelled out, without a coroutine of its own: on the owner shard already (always with
   // one shard) the invocation is awaited directly, one coroutine frame and one move of the
-  // outcome fewer.
-  auto task = invoke_on_owner(owner, key, request);
+  // outcome fewer; an actor that is no pool goes to the shard without invoke_on_owner()'s frame
+  // either (Asio's per-thread recycling cache misses more the more frames a call interleaves).
   auto there = owner.executor();
   if (here == there) {
-    return task;
+    if (!owner.is_pooled(key)) {
+      return owner.invoke(key, key, request);
+    }
+    return invoke_on_owner(owner, key, request);
   }
+  auto task = invoke_on_owner(owner, key, request);
   return asio::co_spawn(std::move(there), std::move(task), asio::use_awaitable);
 }
 

@@ -147,8 +147,8 @@ private:
   /// May move `key` and `request` away when it answers.
   Task<Result<std::optional<protocol::pb::InvocationResponse>>> route_elsewhere(
       statestore::ActorKey& key, protocol::pb::InvocationRequest& request, int hops);
-  /// Runs invoke_on_owner() from `here`: awaited directly on the owner's shard, else hopping there.
-  /// Not a coroutine.
+  /// Runs invoke_on_owner() from `here`: awaited directly on the owner's shard (Shard::invoke()
+  /// itself for an actor that is no pool), else hopping there. Not a coroutine.
   Task<Result<Outcome>> invoke_from(const asio::any_io_executor& here, Shard& owner,
                                     const statestore::ActorKey& key,
                                     protocol::pb::InvocationRequest& request);

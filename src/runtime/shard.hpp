@@ -131,6 +131,8 @@ public:
   /// Returns the pool member that serves `key` next when it is a POOLED actor (round-robin);
   /// nullopt when `key` serves itself.
   std::optional<statestore::ActorKey> pool_member_for(const statestore::ActorKey& key);
+  /// Whether `key` is registered as a POOLED actor (pool_member_for() would name a member).
+  bool is_pooled(const statestore::ActorKey& key) const;
 
   /// Queues activation of a registered actor (warm-up after registration).
   void warm_up(const statestore::ActorKey& key);
@@ -212,9 +214,10 @@ private:
                    protocol::pb::ActorInvocation& invocation);
   static void give_back(protocol::pb::ActorInvocation& invocation,
                         protocol::pb::InvocationRequest& request);
-  Task<Result<protocol::pb::ActorInvocationResponse>> call_host(
-      Entity& entity, protocol::pb::ActorInvocation& invocation,
-      std::chrono::milliseconds retry_window);
+  /// Calls the host again for `invocation`, whose first try found it unreachable: waits with
+  /// backoff and retries while it stays unreachable, until `deadline`.
+  Task<Result<protocol::pb::ActorInvocationResponse>> call_host_again(
+      Entity& entity, protocol::pb::ActorInvocation& invocation, Clock::time_point deadline);
   /// Takes the new state and tags from `response` (its state is moved out).
   void apply(Entity& entity, protocol::pb::ActorInvocationResponse& response);
   Task<Result<void>> save(Entity& entity, statestore::ActorStatus status);
