@@ -159,6 +159,9 @@ int run(const proxy::Config& config) {
     nats_cluster->stop();
   }
   runtime.stop();
+  // Closed while the shards' io_contexts still exist: the store finishes what is queued and posts
+  // the completions to them, not to io_contexts destroyed with the runtime.
+  store->reset();
   return 0;
 }
 

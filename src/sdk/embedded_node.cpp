@@ -172,7 +172,7 @@ public:
   bool is_embedded() const override { return true; }
 
   void shutdown() override {
-    if (killed_) {
+    if (killed_ || halted_) {
       return;
     }
     runtime_->begin_shutdown();
@@ -202,10 +202,14 @@ private:
     halted_ = true;
     transport_->close();
     runtime_->stop();
+    // The store is closed while the shards' io_contexts still exist: it finishes what is queued
+    // (a request whose wake-up the stopped shard never ran included) and posts the completions to
+    // them, instead of posting to io_contexts already destroyed with the runtime.
+    store_.reset();
   }
 
   EmbeddedOptions options_;
-  std::unique_ptr<statestore::Store> store_;  // outlives the runtime that writes to it
+  std::unique_ptr<statestore::Store> store_;  // closed once the runtime has stopped (halt())
   std::unique_ptr<runtime::Runtime> runtime_;
   std::shared_ptr<EmbeddedTransport> transport_;
   bool killed_ = false;
