@@ -378,15 +378,11 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
     co_return std::move(outcome).error();
   }
   auto& reply = outcome->response;
-  pb::InvocationResponse response = response_to(reply);
-  if (has_workflow(reply)) {
-    auto workflow = follow_workflow(reply, response, request);
-    auto followed = co_await std::move(workflow);
-    if (!followed) {
-      co_return std::move(followed).error();
-    }
+  if (!has_workflow(reply)) {
+    co_return response_to(reply);
   }
-  co_return std::move(response);
+  auto following = follow_workflow(reply, request);
+  co_return co_await std::move(following);
 }
 
 std::size_t Runtime::shard_of(const pb::InvocationRequest& request) const {
@@ -439,15 +435,11 @@ Task<Result<pb::InvocationResponse>> Runtime::finish_now(pb::InvocationRequest r
     co_return std::move(outcome).error();
   }
   auto& reply = outcome->response;
-  pb::InvocationResponse response = response_to(reply);
-  if (has_workflow(reply)) {
-    auto workflow = follow_workflow(reply, response, request);
-    auto followed = co_await std::move(workflow);
-    if (!followed) {
-      co_return std::move(followed).error();
-    }
+  if (!has_workflow(reply)) {
+    co_return response_to(reply);
   }
-  co_return std::move(response);
+  auto following = follow_workflow(reply, request);
+  co_return co_await std::move(following);
 }
 
 Task<Result<std::optional<pb::InvocationResponse>>> Runtime::route_elsewhere(
@@ -503,9 +495,9 @@ Task<Result<Outcome>> Runtime::invoke_from(const asio::any_io_executor& here, Sh
   return asio::co_spawn(std::move(there), std::move(task), asio::use_awaitable);
 }
 
-Task<Result<void>> Runtime::follow_workflow(pb::ActorInvocationResponse& reply,
-                                            pb::InvocationResponse& response,
-                                            pb::InvocationRequest& request) {
+Task<Result<pb::InvocationResponse>> Runtime::follow_workflow(pb::ActorInvocationResponse& reply,
+                                                              pb::InvocationRequest& request) {
+  pb::InvocationResponse response = response_to(reply);
   auto context = WorkflowContext::of(request);
   auto running = run_workflow(std::move(context), std::move(reply), response, std::move(request));
   auto routed = co_await std::move(running);
@@ -518,7 +510,7 @@ Task<Result<void>> Runtime::follow_workflow(pb::ActorInvocationResponse& reply,
     response.clear_noop();
     copy_payload(result, response);
   }
-  co_return ok();
+  co_return std::move(response);
 }
 
 Task<Result<std::optional<pb::InvocationResponse>>> Runtime::run_remote(

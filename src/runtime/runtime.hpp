@@ -152,11 +152,10 @@ private:
   Task<Result<Outcome>> invoke_from(const asio::any_io_executor& here, Shard& owner,
                                     const statestore::ActorKey& key,
                                     protocol::pb::InvocationRequest& request);
-  /// Runs the workflow of `reply`, the answer to `request`, and puts a piped result in `response`.
-  /// Takes `reply` and `request` over.
-  Task<Result<void>> follow_workflow(protocol::pb::ActorInvocationResponse& reply,
-                                     protocol::pb::InvocationResponse& response,
-                                     protocol::pb::InvocationRequest& request);
+  /// The caller's response to `reply`, the answer to `request`, after running the reply's
+  /// workflow (a piped result replaces the payload). Takes `reply` and `request` over.
+  Task<Result<protocol::pb::InvocationResponse>> follow_workflow(
+      protocol::pb::ActorInvocationResponse& reply, protocol::pb::InvocationRequest& request);
   /// Sends `request` for `key` to its owner node until it ran there, or answers nullopt when
   /// this node is the owner (a child spawned elsewhere is spawned here first).
   Task<Result<std::optional<protocol::pb::InvocationResponse>>> run_remote(

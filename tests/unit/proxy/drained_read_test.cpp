@@ -43,6 +43,13 @@ protected:
   }
 
   /// Runs the io_context until `result` is set.
+  /// Starts a read into `result` and runs what the event loop has ready, without waiting.
+  void start_read_and_poll(std::size_t size, std::optional<ReadResult>& result) {
+    start_read(size, result);
+    io_.restart();
+    io_.poll();
+  }
+
   void run_until(const std::optional<ReadResult>& result) {
     io_.restart();
     while (!result) {
@@ -90,9 +97,7 @@ TEST_F(DrainedReadTest, AfterAShortReadWaitsForDataThatComesLater) {
   EXPECT_EQ(read(64).data, "one");
   // The socket is empty now: the next read must wait, then get what arrives.
   std::optional<ReadResult> second;
-  start_read(64, second);
-  io_.restart();
-  io_.poll();
+  start_read_and_poll(64, second);
   EXPECT_FALSE(second);
   send("two");
   run_until(second);
@@ -132,9 +137,7 @@ TEST_F(DrainedReadTest, ClosingTheSocketAbortsAWaitingRead) {
   send("x");
   EXPECT_EQ(read(64).data, "x");
   std::optional<ReadResult> waiting;
-  start_read(64, waiting);
-  io_.restart();
-  io_.poll();
+  start_read_and_poll(64, waiting);
   EXPECT_FALSE(waiting);
   ours_.close();
   run_until(waiting);
