@@ -600,16 +600,11 @@ void Shard::give_back(pb::ActorInvocation& invocation, pb::InvocationRequest& re
   }
 }
 
-Outcome Shard::answer_get(const Entity& entity, const pb::InvocationRequest& request) {
+Outcome Shard::answer_get(const Entity& entity) {
+  // Only the value: the runtime reads nothing else of a get's outcome (no workflow, no state to
+  // apply), so the context a host's reply carries is not built.
   Outcome outcome;
-  auto* context = outcome.response.mutable_updated_context();
-  if (request.has_caller()) {
-    *context->mutable_caller() = request.caller();
-  }
-  entity.write_actor_id(*context->mutable_self());
-  *context->mutable_tags() = tags_of(entity);
   if (entity.has_state) {
-    copy_state(entity, context->mutable_state());
     copy_state(entity, outcome.response.mutable_value());
   }
   return outcome;
@@ -635,7 +630,7 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& reque
   const std::string& action = request.action_name();
   if (definition.answers_get_itself(action)) {
     entity.last_used = Clock::now();
-    co_return answer_get(entity, request);
+    co_return answer_get(entity);
   }
 
   // The retry window for an unreachable host (PROTOCOL.md §5.10).
@@ -699,7 +694,7 @@ Shard::Now Shard::invoke_now(const ActorKey& key, pb::InvocationRequest& request
   }
   if (definition.answers_get_itself(action)) {
     entity.last_used = Clock::now();
-    now.outcome.emplace(answer_get(entity, request));
+    now.outcome.emplace(answer_get(entity));
     return now;
   }
   if (!definition.has_action(action)) {

@@ -199,8 +199,8 @@ private:
   Task<void> run_init(Entity& entity, const std::string& init);
   /// Runs `request` (the caller's: lent for the call, given back as it was) on the entity.
   Task<Result<Outcome>> handle(Entity& entity, protocol::pb::InvocationRequest& request);
-  /// The answer to a default get action, from memory.
-  static Outcome answer_get(const Entity& entity, const protocol::pb::InvocationRequest& request);
+  /// The answer to a default get action, from memory: the state as the reply's value.
+  static Outcome answer_get(const Entity& entity);
   /// Applies the host's `reply` to `action` and returns the outcome; sets `save` when the reply
   /// asks for a checkpoint the entity must save before answering.
   Result<Outcome> take_reply(Entity& entity, Result<protocol::pb::ActorInvocationResponse>& reply,
