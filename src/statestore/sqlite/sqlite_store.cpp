@@ -268,6 +268,17 @@ Result<void> run(Statement& statement) {
   return ok();
 }
 
+// As run(), for a statement whose every parameter is bound before each run: its bindings are
+// left as they are (each is replaced before the next step), which saves clearing them.
+Result<void> run_rebound(Statement& statement) {
+  Result<bool> stepped = statement.step();
+  statement.reset_keeping_bindings();
+  if (!stepped) {
+    return std::move(stepped).error();
+  }
+  return ok();
+}
+
 // Runs an UPDATE ... RETURNING rowid and makes it ready to run again. Returns the rowid of the
 // row it updated, 0 when it updated none.
 Result<std::int64_t> run_returning_rowid(Statement& statement) {
@@ -420,16 +431,15 @@ private:
   Result<Applied> apply(const Save& save, const std::string& now) {
     const std::int64_t expected = save.expected_revision;
     const std::int64_t revision = expected + 1;
-    Result<std::optional<Appended>> fast = append_known_head(save, now);
+    Result<std::optional<std::int64_t>> fast = append_known_head(save, now);
     if (!fast) {
       return fast.error();
     }
     std::int64_t history_id = 0;
-    std::int64_t row = 0;
     if (fast->has_value()) {
-      history_id = (*fast)->history_id;
-      row = (*fast)->row;
+      history_id = **fast;  // the actor's head is updated already
     } else {
+      std::int64_t row = 0;
       Statement& record = expected > 0 ? record_ : record_first_;
       bind(record, save, now);
       if (Result<void> recorded = run(record); !recorded) {
@@ -455,12 +465,12 @@ private:
         }
         row = db_.last_insert_rowid();
       }
+      if (heads_.size() >= kMaxHeads) {
+        heads_.clear();
+      }
+      heads_.insert_or_assign(save.key,
+                              Head{.revision = revision, .history_id = history_id, .row = row});
     }
-    if (heads_.size() >= kMaxHeads) {
-      heads_.clear();
-    }
-    heads_.insert_or_assign(save.key,
-                            Head{.revision = revision, .history_id = history_id, .row = row});
     if (revision % kAnchorEvery == 0) {
       anchor_.bind_text(1, save.key.system);
       anchor_.bind_text(2, save.key.name);
@@ -473,31 +483,25 @@ private:
     return Applied{revision};
   }
 
-  /// Where a fast-path save left the actor: its new history row and its snapshot row.
-  struct Appended {
-    std::int64_t history_id = 0;
-    std::int64_t row = 0;
-  };
-
   // The fast path of a later save: when this writer knows the actor's row is at the expected
   // revision with history id H, appends the new row (previous H) and updates the snapshot row
   // only if it still has that revision and H (found by its rowid when known, else by key).
-  // Returns the new history row's id and the snapshot row, or nullopt when the slow path must
-  // run: the head is unknown or stale (another process wrote the actor; the append is then
-  // taken back).
-  Result<std::optional<Appended>> append_known_head(const Save& save, const std::string& now) {
+  // Returns the new history row's id, with the actor's head moved to it, or nullopt when the
+  // slow path must run: the head is unknown or stale (another process wrote the actor; the
+  // append is then taken back).
+  Result<std::optional<std::int64_t>> append_known_head(const Save& save, const std::string& now) {
     if (save.expected_revision == 0) {
-      return std::optional<Appended>();
+      return std::optional<std::int64_t>();
     }
     const auto head = heads_.find(save.key);
     if (head == heads_.end() || head->second.revision != save.expected_revision) {
-      return std::optional<Appended>();
+      return std::optional<std::int64_t>();
     }
     const std::int64_t previous = head->second.history_id;
     const std::int64_t known_row = head->second.row;
     bind(append_, save, now);
     append_.bind_int64(11, previous);
-    if (Result<void> appended = run(append_); !appended) {
+    if (Result<void> appended = run_rebound(append_); !appended) {
       return appended.error();
     }
     const std::int64_t history_id = db_.last_insert_rowid();
@@ -507,7 +511,7 @@ private:
       update_row_.bind_int64(11, previous);
       update_row_.bind_int64(12, history_id);
       update_row_.bind_int64(13, known_row);
-      if (Result<void> updated = run(update_row_); !updated) {
+      if (Result<void> updated = run_rebound(update_row_); !updated) {
         return updated.error();
       }
       row = db_.changes() == 1 ? known_row : 0;
@@ -522,14 +526,16 @@ private:
       row = *updated;
     }
     if (row != 0) {
-      return std::optional<Appended>(Appended{.history_id = history_id, .row = row});
+      head->second =
+          Head{.revision = save.expected_revision + 1, .history_id = history_id, .row = row};
+      return std::optional<std::int64_t>(history_id);
     }
     unappend_.bind_int64(1, history_id);
     if (Result<void> taken_back = run(unappend_); !taken_back) {
       return taken_back.error();
     }
     heads_.erase(head);
-    return std::optional<Appended>();
+    return std::optional<std::int64_t>();
   }
 
   // Binds ?1 to ?10 of kRecordFirst, kRecord, kInsert, kUpdate, kAppend and kUpdateHead.
