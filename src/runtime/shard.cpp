@@ -668,10 +668,14 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& reque
   bool checkpoint = false;
   auto outcome = take_reply(entity, *answered, action, checkpoint);
   if (checkpoint) {
-    auto saved = co_await save(entity, ActorStatus::kActivated);
-    if (!saved) {
-      co_return std::move(saved).error().with_context(describe_call(action, entity)
-                                                      + ": checkpoint");
+    // The store's task awaited here, as in finish_checkpoint(): no frame of save() in between.
+    auto storing = store_snapshot(entity, ActorStatus::kActivated);
+    auto stored = co_await std::move(storing);
+    Result<void> checkpointed = saved(entity, std::move(stored));
+    if (!checkpointed) {
+      co_return std::move(checkpointed)
+          .error()
+          .with_context(describe_call(action, entity) + ": checkpoint");
     }
   }
   co_return outcome;
@@ -722,11 +726,16 @@ Shard::Now Shard::invoke_now(const ActorKey& key, pb::InvocationRequest& request
 
 Task<Result<Outcome>> Shard::finish_checkpoint(Entity& entity, Outcome outcome,
                                                std::string action) {
-  auto saving = save(entity, ActorStatus::kActivated);
-  auto saved = co_await std::move(saving);
+  // take_reply() asks for a checkpoint only of an entity that persists: the store's task is
+  // awaited here, without save()'s frame in between.
+  auto storing = store_snapshot(entity, ActorStatus::kActivated);
+  auto stored = co_await std::move(storing);
+  Result<void> checkpointed = saved(entity, std::move(stored));
   Result<Outcome> result = std::move(outcome);
-  if (!saved) {
-    result = std::move(saved).error().with_context(describe_call(action, entity) + ": checkpoint");
+  if (!checkpointed) {
+    result = std::move(checkpointed)
+                 .error()
+                 .with_context(describe_call(action, entity) + ": checkpoint");
   }
   end_inline_run(entity);  // may remove the entity (a conflict fenced it)
   co_return result;
@@ -778,6 +787,12 @@ Task<Result<void>> Shard::save(Entity& entity, ActorStatus status) {
   if (!entity.definition->is_stateful() || entity.definition->is_pooled() || store_ == nullptr) {
     co_return ok();
   }
+  auto storing = store_snapshot(entity, status);
+  auto stored = co_await std::move(storing);
+  co_return saved(entity, std::move(stored));
+}
+
+Task<Result<std::int64_t>> Shard::store_snapshot(const Entity& entity, ActorStatus status) {
   statestore::Snapshot snapshot;
   snapshot.status = status;
   snapshot.node = options_.node;
@@ -787,9 +802,12 @@ Task<Result<void>> Shard::save(Entity& entity, ActorStatus status) {
     snapshot.type_url = type_url_of(entity);
     snapshot.data = entity.value;
   }
-  auto saved = co_await store_->save(entity.key, std::move(snapshot), entity.revision);
-  if (!saved) {
-    if (saved.error().code == ErrorCode::kConflict) {
+  return store_->save(entity.key, std::move(snapshot), entity.revision);
+}
+
+Result<void> Shard::saved(Entity& entity, Result<std::int64_t> stored) {
+  if (!stored) {
+    if (stored.error().code == ErrorCode::kConflict) {
       // Fencing: another activation wrote a newer revision. This one must not go on with stale
       // state; the next invocation activates afresh from the store.
       spdlog::warn(
@@ -798,12 +816,12 @@ Task<Result<void>> Shard::save(Entity& entity, ActorStatus status) {
           describe(entity.key), entity.revision);
       entity.active = false;
     }
-    co_return std::move(saved).error().with_context("save actor '" + describe(entity.key) + "'");
+    return std::move(stored).error().with_context("save actor '" + describe(entity.key) + "'");
   }
-  entity.revision = *saved;
+  entity.revision = *stored;
   entity.dirty = false;
   entity.state_changed = false;
-  co_return ok();
+  return ok();
 }
 
 Task<void> Shard::deactivate_all() {

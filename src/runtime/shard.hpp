@@ -220,7 +220,15 @@ private:
       Entity& entity, protocol::pb::ActorInvocation& invocation, Clock::time_point deadline);
   /// Takes the new state and tags from `response` (its state is moved out).
   void apply(Entity& entity, protocol::pb::ActorInvocationResponse& response);
+  /// Saves the entity's state as its next revision, when it persists (stateful, not pooled, with
+  /// a store); a conflict deactivates it (fencing). store_snapshot() and saved() are its halves,
+  /// for a coroutine that awaits the store's task itself (one frame fewer per checkpoint).
   Task<Result<void>> save(Entity& entity, statestore::ActorStatus status);
+  /// Starts saving a persisting entity's state: the store's task, to await and hand to saved().
+  Task<Result<std::int64_t>> store_snapshot(const Entity& entity, statestore::ActorStatus status);
+  /// Takes the result of store_snapshot() into the entity: its new revision, or on a conflict
+  /// deactivates it; the error names the actor.
+  Result<void> saved(Entity& entity, Result<std::int64_t> stored);
   void complete(Envelope& envelope, Result<Outcome> result);
 
   /// Returns the shard's shared copy of `type_url` (null for an empty one), so that entities with

@@ -181,16 +181,21 @@ template <class Request>
 class RequestQueue : public std::enable_shared_from_this<RequestQueue<Request>> {
 public:
   /// Adds a request.
-  void push(Request request) {
+  void push(Request&& request) { emplace(std::move(request)); }
+
+  /// Adds the request made of `args`, made in place (a request is large: a save's payload moves
+  /// a dozen strings).
+  template <class... Args>
+  void emplace(Args&&... args) {
     std::optional<asio::any_io_executor> post_to;
     {
       const std::lock_guard lock(mutex_);
+      const Request& request = items_.emplace_back(std::forward<Args>(args)...);
       const asio::any_io_executor& executor = executor_of(request);
       if (std::find(waking_.begin(), waking_.end(), executor) == waking_.end()) {
         waking_.push_back(executor);
         post_to = executor;
       }
-      items_.push_back(std::move(request));
     }
     if (post_to) {
       // The queue is shared so that a wake-up still pending when its store is gone is harmless.
@@ -378,9 +383,11 @@ void post_completions(const std::shared_ptr<RequestQueue<Request>>& queue,
 template <class T, class Request, class Payload>
 Task<Result<T>> submit(RequestQueue<Request>& queue, Payload payload) {
   return asio::async_initiate<decltype(asio::use_awaitable), void(Result<T>)>(
-      [&queue](auto handler, Payload request_payload) {
-        queue.push(Request(Op<Payload, T>{.payload = std::move(request_payload),
-                                          .completion = make_completion<T>(std::move(handler))}));
+      // The payload by reference, moved once, into the request made in the queue (each move of
+      // a save's payload costs a dozen strings).
+      [&queue](auto handler, Payload&& request_payload) {
+        queue.emplace(std::in_place_type<Op<Payload, T>>, std::move(request_payload),
+                      make_completion<T>(std::move(handler)));
       },
       asio::use_awaitable, std::move(payload));
 }

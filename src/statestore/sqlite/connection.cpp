@@ -79,6 +79,10 @@ void Statement::reset() {
   sqlite3_clear_bindings(stmt_);
 }
 
+void Statement::reset_keeping_bindings() {
+  sqlite3_reset(stmt_);
+}
+
 std::string_view Statement::column_text(int index) const {
   const auto* text = sqlite3_column_text(stmt_, index);
   const int size = sqlite3_column_bytes(stmt_, index);

@@ -176,11 +176,17 @@ constexpr std::string_view kUpdate = R"sql(
   UPDATE snapshots SET status = ?3, node = ?4, revision = ?10 + 1, tags = ?5, data_type = ?6,
                        data = ?7, has_state = ?8, updated_at = ?9, history_id = ?11
   WHERE system = ?1 AND actor = ?2 AND revision = ?10
+  RETURNING rowid
 )sql";
 
 // The fast path of a later save, when the writer knows the actor's current history id (?11, see
 // Writer::heads_): the append takes it as `previous` without reading `snapshots`, and the update
-// is the compare-and-set, on the revision and that history id both (?12 the new row's id).
+// is the compare-and-set, on the revision and that history id both (?12 the new row's id). The
+// writer also remembers the snapshot row's rowid (learnt from the insert or an update's
+// RETURNING): kUpdateRow finds the row by it (?13), one B-tree search instead of two (the primary
+// key's index, then the table). The rowid is only a hint: the row must still be the actor's,
+// so a rowid that changed (VACUUM renumbers them) updates nothing and the save takes the slow
+// path, like one whose row another process changed.
 constexpr std::string_view kAppend = R"sql(
   INSERT INTO snapshot_history (system, actor, revision, previous, status, node, tags, data_type,
                                 has_state, saved_at, data)
@@ -191,6 +197,13 @@ constexpr std::string_view kUpdateHead = R"sql(
   UPDATE snapshots SET status = ?3, node = ?4, revision = ?10 + 1, tags = ?5, data_type = ?6,
                        data = ?7, has_state = ?8, updated_at = ?9, history_id = ?12
   WHERE system = ?1 AND actor = ?2 AND revision = ?10 AND history_id = ?11
+  RETURNING rowid
+)sql";
+
+constexpr std::string_view kUpdateRow = R"sql(
+  UPDATE snapshots SET status = ?3, node = ?4, revision = ?10 + 1, tags = ?5, data_type = ?6,
+                       data = ?7, has_state = ?8, updated_at = ?9, history_id = ?12
+  WHERE rowid = ?13 AND system = ?1 AND actor = ?2 AND revision = ?10 AND history_id = ?11
 )sql";
 
 // Takes back a fast-path append whose update found the row changed by another process.
@@ -255,6 +268,29 @@ Result<void> run(Statement& statement) {
   return ok();
 }
 
+// As run(), for a statement whose every parameter is bound before each run: its bindings are
+// left as they are (each is replaced before the next step), which saves clearing them.
+Result<void> run_rebound(Statement& statement) {
+  Result<bool> stepped = statement.step();
+  statement.reset_keeping_bindings();
+  if (!stepped) {
+    return std::move(stepped).error();
+  }
+  return ok();
+}
+
+// Runs an UPDATE ... RETURNING rowid and makes it ready to run again. Returns the rowid of the
+// row it updated, 0 when it updated none.
+Result<std::int64_t> run_returning_rowid(Statement& statement) {
+  Result<bool> stepped = statement.step();
+  const std::int64_t rowid = stepped && *stepped ? statement.column_int64(0) : 0;
+  statement.reset();
+  if (!stepped) {
+    return std::move(stepped).error();
+  }
+  return rowid;
+}
+
 // Brings the file's schema to kSchemaVersion, in one transaction so that two processes opening
 // the same new file do not both migrate it.
 Result<void> migrate(Connection& db) {
@@ -308,7 +344,8 @@ public:
           std::pair{&writer->record_first_, kRecordFirst}, std::pair{&writer->record_, kRecord},
           std::pair{&writer->insert_, kInsert}, std::pair{&writer->update_, kUpdate},
           std::pair{&writer->anchor_, kAnchor}, std::pair{&writer->append_, kAppend},
-          std::pair{&writer->update_head_, kUpdateHead}, std::pair{&writer->unappend_, kUnappend},
+          std::pair{&writer->update_head_, kUpdateHead},
+          std::pair{&writer->update_row_, kUpdateRow}, std::pair{&writer->unappend_, kUnappend},
           std::pair{&writer->put_scheduled_, kPutScheduled},
           std::pair{&writer->remove_scheduled_, kRemoveScheduled},
           std::pair{&writer->begin_, std::string_view("BEGIN IMMEDIATE")},
@@ -400,8 +437,9 @@ private:
     }
     std::int64_t history_id = 0;
     if (fast->has_value()) {
-      history_id = **fast;
+      history_id = **fast;  // the actor's head is updated already
     } else {
+      std::int64_t row = 0;
       Statement& record = expected > 0 ? record_ : record_first_;
       bind(record, save, now);
       if (Result<void> recorded = run(record); !recorded) {
@@ -415,14 +453,24 @@ private:
       Statement& write = expected > 0 ? update_ : insert_;
       bind(write, save, now);
       write.bind_int64(11, history_id);
-      if (Result<void> written = run(write); !written) {
-        return written.error();
+      if (expected > 0) {
+        Result<std::int64_t> updated = run_returning_rowid(write);
+        if (!updated) {
+          return updated.error();
+        }
+        row = *updated;
+      } else {
+        if (Result<void> written = run(write); !written) {
+          return written.error();
+        }
+        row = db_.last_insert_rowid();
       }
+      if (heads_.size() >= kMaxHeads) {
+        heads_.clear();
+      }
+      heads_.insert_or_assign(save.key,
+                              Head{.revision = revision, .history_id = history_id, .row = row});
     }
-    if (heads_.size() >= kMaxHeads) {
-      heads_.clear();
-    }
-    heads_.insert_or_assign(save.key, Head{.revision = revision, .history_id = history_id});
     if (revision % kAnchorEvery == 0) {
       anchor_.bind_text(1, save.key.system);
       anchor_.bind_text(2, save.key.name);
@@ -437,7 +485,8 @@ private:
 
   // The fast path of a later save: when this writer knows the actor's row is at the expected
   // revision with history id H, appends the new row (previous H) and updates the snapshot row
-  // only if it still has that revision and H. Returns the new row's id, or nullopt when the
+  // only if it still has that revision and H (found by its rowid when known, else by key).
+  // Returns the new history row's id, with the actor's head moved to it, or nullopt when the
   // slow path must run: the head is unknown or stale (another process wrote the actor; the
   // append is then taken back).
   Result<std::optional<std::int64_t>> append_known_head(const Save& save, const std::string& now) {
@@ -449,19 +498,36 @@ private:
       return std::optional<std::int64_t>();
     }
     const std::int64_t previous = head->second.history_id;
+    const std::int64_t known_row = head->second.row;
     bind(append_, save, now);
     append_.bind_int64(11, previous);
-    if (Result<void> appended = run(append_); !appended) {
+    if (Result<void> appended = run_rebound(append_); !appended) {
       return appended.error();
     }
     const std::int64_t history_id = db_.last_insert_rowid();
-    bind(update_head_, save, now);
-    update_head_.bind_int64(11, previous);
-    update_head_.bind_int64(12, history_id);
-    if (Result<void> updated = run(update_head_); !updated) {
-      return updated.error();
+    std::int64_t row = 0;
+    if (known_row != 0) {
+      bind(update_row_, save, now);
+      update_row_.bind_int64(11, previous);
+      update_row_.bind_int64(12, history_id);
+      update_row_.bind_int64(13, known_row);
+      if (Result<void> updated = run_rebound(update_row_); !updated) {
+        return updated.error();
+      }
+      row = db_.changes() == 1 ? known_row : 0;
+    } else {
+      bind(update_head_, save, now);
+      update_head_.bind_int64(11, previous);
+      update_head_.bind_int64(12, history_id);
+      Result<std::int64_t> updated = run_returning_rowid(update_head_);
+      if (!updated) {
+        return updated.error();
+      }
+      row = *updated;
     }
-    if (db_.changes() == 1) {
+    if (row != 0) {
+      head->second =
+          Head{.revision = save.expected_revision + 1, .history_id = history_id, .row = row};
       return std::optional<std::int64_t>(history_id);
     }
     unappend_.bind_int64(1, history_id);
@@ -541,12 +607,15 @@ private:
   Statement anchor_;
   Statement append_;
   Statement update_head_;
+  Statement update_row_;
   Statement unappend_;
 
   /// An actor's snapshot row as this writer last wrote it.
   struct Head {
     std::int64_t revision = 0;
     std::int64_t history_id = 0;
+    /// The rowid of its `snapshots` row; 0 when not known.
+    std::int64_t row = 0;
   };
 
   // Most actors the writer remembers; past that it forgets them all and relearns from saves.

@@ -529,6 +529,49 @@ TEST_F(SqliteStoreTest, WriterWithStaleHeadConflictsAndLeavesNoHistory) {
             "1=a1,2=a2,3=b3,4=a4");
 }
 
+// A writer also remembers the rowid of each actor's snapshot row and updates the row found by it,
+// but only while that row is still the actor's at the expected revision: when another process
+// moved the rows (VACUUM renumbers rowids), the save finds the actor's row by key instead, and
+// the row now at the remembered rowid is left alone.
+TEST_F(SqliteStoreTest, WriterUpdatesTheActorsRowWhenItsRowidChanged) {
+  auto store = open();
+  const ActorKey other{"sys", "other"};
+  ASSERT_TRUE(run_task(store->save(key_, make_snapshot("a1"), 0)));
+  ASSERT_TRUE(run_task(store->save(other, make_snapshot("o1"), 0)));
+  ASSERT_TRUE(run_task(store->save(key_, make_snapshot("a2"), 1)));
+  ASSERT_TRUE(run_task(store->save(other, make_snapshot("o2"), 1)));
+  const std::string counter_row =
+      query(file_, "SELECT rowid FROM snapshots WHERE actor = 'counter'");
+  const std::string other_row = query(file_, "SELECT rowid FROM snapshots WHERE actor = 'other'");
+  ASSERT_NE(counter_row, other_row);
+  exec(file_, "UPDATE snapshots SET rowid = 1000 WHERE actor = 'counter';"
+              "UPDATE snapshots SET rowid = " + counter_row + " WHERE actor = 'other';"
+              "UPDATE snapshots SET rowid = " + other_row + " WHERE actor = 'counter';");
+
+  for (std::int64_t revision = 3; revision <= 4; ++revision) {
+    Result<std::int64_t> saved =
+        run_task(store->save(key_, make_snapshot("a" + std::to_string(revision)), revision - 1));
+    ASSERT_TRUE(saved) << saved.error().message;
+    EXPECT_EQ(*saved, revision);
+  }
+  Result<std::int64_t> saved = run_task(store->save(other, make_snapshot("o3"), 2));
+  ASSERT_TRUE(saved) << saved.error().message;
+  store.reset();
+
+  EXPECT_EQ(query(file_,
+                  "SELECT group_concat(actor || '=' || revision || '=' || data, ',') FROM "
+                  "(SELECT actor, revision, data FROM snapshots ORDER BY actor)"),
+            "counter=4=a4,other=3=o3");
+  EXPECT_EQ(query(file_,
+                  "SELECT group_concat(revision || '=' || data, ',') FROM (SELECT revision, data "
+                  "FROM snapshot_history WHERE actor = 'counter' ORDER BY id)"),
+            "1=a1,2=a2,3=a3,4=a4");
+  EXPECT_EQ(query(file_,
+                  "SELECT count(*) FROM snapshot_history s JOIN snapshots h ON "
+                  "s.id = h.history_id AND s.revision = h.revision AND s.actor = h.actor"),
+            "2");
+}
+
 // The compare-and-set is in the statements (append WHERE the snapshot row is at the expected
 // revision, or has none): a save that loses records nothing, changes nothing and names the stored
 // revision.
