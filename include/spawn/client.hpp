@@ -1,9 +1,11 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -62,6 +64,88 @@ struct CallSpec {
 };
 
 Error reply_missing(std::string_view actor, std::string_view action, std::string_view expected);
+
+/// A call's reply as a transport hands it to the typed front end: the payload (null when there is
+/// none), lent for the call of the reply function, which may move from it; or the error.
+using Reply = Result<google::protobuf::Any*>;
+
+/// The function a call's reply goes to (a move-only `void(Reply&)`), kept inline: making one and
+/// moving it allocate nothing, which a `std::function` of the typed callback and the names the
+/// errors mention would.
+class ReplyFn {
+public:
+  ReplyFn() = default;
+
+  template <class F>
+
+  requires(!std::is_same_v<std::remove_cvref_t<F>, ReplyFn>) explicit ReplyFn(F&& fn) {
+    using T = std::remove_cvref_t<F>;
+    static_assert(sizeof(T) <= kSize && alignof(T) <= alignof(std::max_align_t),
+                  "a reply function must fit ReplyFn's storage");
+    static_assert(std::is_nothrow_move_constructible_v<T>);
+    ::new (static_cast<void*>(storage_)) T(std::forward<F>(fn));
+    ops_ = &kOps<T>;
+  }
+
+  ReplyFn(ReplyFn&& other) noexcept : ops_(other.ops_) {
+    if (ops_ != nullptr) {
+      ops_->move(storage_, other.storage_);
+      other.ops_ = nullptr;
+    }
+  }
+
+  ReplyFn& operator=(ReplyFn&& other) noexcept {
+    if (this != &other) {
+      reset();
+      if (other.ops_ != nullptr) {
+        other.ops_->move(storage_, other.storage_);
+        ops_ = std::exchange(other.ops_, nullptr);
+      }
+    }
+    return *this;
+  }
+
+  ReplyFn(const ReplyFn&) = delete;
+  ReplyFn& operator=(const ReplyFn&) = delete;
+
+  ~ReplyFn() { reset(); }
+
+  explicit operator bool() const { return ops_ != nullptr; }
+
+  void operator()(Reply& reply) { ops_->call(storage_, reply); }
+
+  /// Destroys the function (it is empty afterwards).
+  void reset() noexcept {
+    if (ops_ != nullptr) {
+      ops_->destroy(storage_);
+      ops_ = nullptr;
+    }
+  }
+
+private:
+  /// Room for a typed callback (a std::function) and two names.
+  static constexpr std::size_t kSize = 3 * sizeof(std::string) + sizeof(std::function<void()>);
+
+  struct Ops {
+    void (*call)(void* fn, Reply& reply);
+    /// Move-constructs at `to` from `from` and destroys `from`.
+    void (*move)(void* to, void* from) noexcept;
+    void (*destroy)(void* fn) noexcept;
+  };
+
+  template <class T>
+  static constexpr Ops kOps{
+      [](void* fn, Reply& reply) { (*static_cast<T*>(fn))(reply); },
+      [](void* to, void* from) noexcept {
+        ::new (to) T(std::move(*static_cast<T*>(from)));
+        static_cast<T*>(from)->~T();
+      },
+      [](void* fn) noexcept { static_cast<T*>(fn)->~T(); },
+  };
+
+  alignas(std::max_align_t) unsigned char storage_[kSize];
+  const Ops* ops_ = nullptr;
+};
 
 inline std::int64_t epoch_ms(std::chrono::system_clock::time_point time) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
@@ -232,39 +316,52 @@ private:
   template <class Out>
   static Result<Out> finish(Result<std::optional<google::protobuf::Any>> reply,
                             std::string_view actor, std::string_view action) {
+    if (!reply) {
+      detail::Reply failed = std::move(reply).error();
+      return finish<Out>(failed, actor, action);
+    }
+    detail::Reply lent = reply->has_value() ? &**reply : nullptr;
+    return finish<Out>(lent, actor, action);
+  }
+
+  /// The typed result of `reply` (its payload may be moved from).
+  template <class Out>
+  static Result<Out> finish(detail::Reply& reply, std::string_view actor, std::string_view action) {
+    if (!reply) {
+      return std::move(reply).error();
+    }
     if constexpr (std::is_void_v<Out>) {
-      return discard(std::move(reply));
+      return ok();
     } else {
       static_assert(Payload<Out>, "Out is a protobuf message, spawn::Json, or void");
-      if (!reply) {
-        return std::move(reply).error();
-      }
-      if (!reply->has_value()) {
+      if (*reply == nullptr) {
         return detail::reply_missing(actor, action, type_url_of<Out>());
       }
-      Result<Out> unpacked = unpack<Out>(**reply);
-      if (!unpacked) {
-        return unpacked.error().with_context("invoke '" + std::string(action) + "' on actor '"
-                                             + std::string(actor) + "': reply");
+      if constexpr (std::is_same_v<Out, google::protobuf::Any>) {
+        return std::move(**reply);
+      } else {
+        Result<Out> unpacked = unpack<Out>(**reply);
+        if (!unpacked) {
+          return unpacked.error().with_context("invoke '" + std::string(action) + "' on actor '"
+                                               + std::string(actor) + "': reply");
+        }
+        return unpacked;
       }
-      return unpacked;
     }
   }
 
   template <class Out>
-  static std::function<void(Result<std::optional<google::protobuf::Any>>)> finisher(
-      std::type_identity_t<std::function<void(Result<Out>)>> done, std::string_view actor,
-      std::string_view action) {
-    return [done = std::move(done), actor = std::string(actor),
-            action = std::string(action)](Result<std::optional<google::protobuf::Any>> reply) {
-      done(finish<Out>(std::move(reply), actor, action));
-    };
+  static detail::ReplyFn finisher(std::type_identity_t<std::function<void(Result<Out>)>> done,
+                                  std::string_view actor, std::string_view action) {
+    return detail::ReplyFn([done = std::move(done), actor = std::string(actor),
+                            action = std::string(action)](detail::Reply& reply) {
+      done(finish<Out>(reply, actor, action));
+    });
   }
 
   Result<std::optional<google::protobuf::Any>> call(detail::CallSpec spec) const;
 
-  void call_then(detail::CallSpec spec,
-                 std::function<void(Result<std::optional<google::protobuf::Any>>)> done) const;
+  void call_then(detail::CallSpec spec, detail::ReplyFn&& done) const;
 
   std::shared_ptr<detail::ClientCore> core_;
 };
