@@ -66,8 +66,14 @@ struct CallSpec {
 Error reply_missing(std::string_view actor, std::string_view action, std::string_view expected);
 
 /// A call's reply as a transport hands it to the typed front end: the payload (null when there is
-/// none), lent for the call of the reply function, which may move from it; or the error.
-using Reply = Result<google::protobuf::Any*>;
+/// none), lent for the call of the reply function, which may move from it; or the error. With the
+/// names of the call's actor and action, which the errors of unpacking the payload mention (not
+/// kept by the reply function: moving it then moves no strings).
+struct Reply {
+  Result<google::protobuf::Any*> payload;
+  std::string_view actor{};
+  std::string_view action{};
+};
 
 /// The function a call's reply goes to (a move-only `void(Reply&)`), kept inline: making one and
 /// moving it allocate nothing, which a `std::function` of the typed callback and the names the
@@ -123,8 +129,8 @@ public:
   }
 
 private:
-  /// Room for a typed callback (a std::function) and two names.
-  static constexpr std::size_t kSize = 3 * sizeof(std::string) + sizeof(std::function<void()>);
+  /// Room for a typed callback (a std::function).
+  static constexpr std::size_t kSize = sizeof(std::function<void()>);
 
   struct Ops {
     void (*call)(void* fn, Reply& reply);
@@ -211,8 +217,7 @@ public:
   void invoke_then(std::string_view system, std::string_view actor, std::string_view action,
                    const In& input, std::type_identity_t<std::function<void(Result<Out>)>> done,
                    const InvokeOptions& options = {}) const {
-    call_then(with_input(system, actor, action, input, options),
-              finisher<Out>(std::move(done), actor, action));
+    call_then(with_input(system, actor, action, input, options), finisher<Out>(std::move(done)));
   }
 
   /// Invokes `action` with no input (Noop) without waiting; see the other invoke_then().
@@ -220,8 +225,7 @@ public:
   void invoke_then(std::string_view system, std::string_view actor, std::string_view action,
                    std::type_identity_t<std::function<void(Result<Out>)>> done,
                    const InvokeOptions& options = {}) const {
-    call_then(no_input(system, actor, action, options),
-              finisher<Out>(std::move(done), actor, action));
+    call_then(no_input(system, actor, action, options), finisher<Out>(std::move(done)));
   }
 
   /// Queues `action` on `actor` and returns once it is accepted: in the actor's mailbox, so a
@@ -317,33 +321,35 @@ private:
   static Result<Out> finish(Result<std::optional<google::protobuf::Any>> reply,
                             std::string_view actor, std::string_view action) {
     if (!reply) {
-      detail::Reply failed = std::move(reply).error();
-      return finish<Out>(failed, actor, action);
+      detail::Reply failed{std::move(reply).error(), actor, action};
+      return finish<Out>(failed);
     }
-    detail::Reply lent = reply->has_value() ? &**reply : nullptr;
-    return finish<Out>(lent, actor, action);
+    detail::Reply lent{reply->has_value() ? &**reply : nullptr, actor, action};
+    return finish<Out>(lent);
   }
 
   /// The typed result of `reply` (its payload may be moved from).
   template <class Out>
-  static Result<Out> finish(detail::Reply& reply, std::string_view actor, std::string_view action) {
-    if (!reply) {
-      return std::move(reply).error();
+  static Result<Out> finish(detail::Reply& reply) {
+    if (!reply.payload) {
+      return std::move(reply.payload).error();
     }
     if constexpr (std::is_void_v<Out>) {
       return ok();
     } else {
       static_assert(Payload<Out>, "Out is a protobuf message, spawn::Json, or void");
-      if (*reply == nullptr) {
-        return detail::reply_missing(actor, action, type_url_of<Out>());
+      google::protobuf::Any* payload = *reply.payload;
+      if (payload == nullptr) {
+        return detail::reply_missing(reply.actor, reply.action, type_url_of<Out>());
       }
       if constexpr (std::is_same_v<Out, google::protobuf::Any>) {
-        return std::move(**reply);
+        return std::move(*payload);
       } else {
-        Result<Out> unpacked = unpack<Out>(**reply);
+        Result<Out> unpacked = unpack<Out>(*payload);
         if (!unpacked) {
-          return unpacked.error().with_context("invoke '" + std::string(action) + "' on actor '"
-                                               + std::string(actor) + "': reply");
+          return unpacked.error().with_context("invoke '" + std::string(reply.action)
+                                               + "' on actor '" + std::string(reply.actor)
+                                               + "': reply");
         }
         return unpacked;
       }
@@ -351,12 +357,9 @@ private:
   }
 
   template <class Out>
-  static detail::ReplyFn finisher(std::type_identity_t<std::function<void(Result<Out>)>> done,
-                                  std::string_view actor, std::string_view action) {
-    return detail::ReplyFn([done = std::move(done), actor = std::string(actor),
-                            action = std::string(action)](detail::Reply& reply) {
-      done(finish<Out>(reply, actor, action));
-    });
+  static detail::ReplyFn finisher(std::type_identity_t<std::function<void(Result<Out>)>> done) {
+    return detail::ReplyFn(
+        [done = std::move(done)](detail::Reply& reply) { done(finish<Out>(reply)); });
   }
 
   Result<std::optional<google::protobuf::Any>> call(detail::CallSpec spec) const;

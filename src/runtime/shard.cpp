@@ -573,7 +573,7 @@ void Shard::lend(const Entity& entity, pb::InvocationRequest& request,
     context->clear_state();
   }
   *context->mutable_tags() = tags_of(entity);
-  *context->mutable_self() = *actor;
+  entity.write_actor_id(*context->mutable_self());  // as `actor`, without a copy
   if (request.has_caller()) {
     *context->mutable_caller() = request.caller();
     *invocation.mutable_caller() = request.caller();

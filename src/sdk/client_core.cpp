@@ -80,24 +80,26 @@ void recycle_request(RequestPtr request) noexcept {
 
 ReplyHandler::~ReplyHandler() {
   if (fn_) {
-    detail::Reply stopped =
-        fail(ErrorCode::kShuttingDown, "the node stopped before the call was answered");
+    detail::Reply stopped{
+        fail(ErrorCode::kShuttingDown, "the node stopped before the call was answered")};
     run(stopped);
   }
 }
 
-void ReplyHandler::operator()(protocol::pb::InvocationResponse& response) {
-  detail::Reply reply = response.has_value() ? response.mutable_value() : nullptr;
+void ReplyHandler::operator()(protocol::pb::InvocationResponse& response, std::string_view actor,
+                              std::string_view action) {
+  detail::Reply reply{response.has_value() ? response.mutable_value() : nullptr, actor, action};
   run(reply);
 }
 
-void ReplyHandler::operator()(Result<protocol::pb::InvocationResponse> outcome) {
+void ReplyHandler::operator()(Result<protocol::pb::InvocationResponse> outcome,
+                              std::string_view actor, std::string_view action) {
   if (!outcome) {
-    detail::Reply failed = std::move(outcome).error();
+    detail::Reply failed{std::move(outcome).error()};
     run(failed);
     return;
   }
-  (*this)(*outcome);
+  (*this)(*outcome, actor, action);
 }
 
 void ReplyHandler::run(detail::Reply& reply) {
@@ -230,12 +232,12 @@ ClientCore::BlockingReply ClientCore::call(CallSpec spec) const {
   auto reply = promise.get_future();
   transport_->invoke(
       request, sdk::ReplyHandler(ReplyFn([&promise](detail::Reply& answer) {
-        if (!answer) {
-          promise.set_value(std::move(answer).error());
-        } else if (*answer == nullptr) {
+        if (!answer.payload) {
+          promise.set_value(std::move(answer.payload).error());
+        } else if (*answer.payload == nullptr) {
           promise.set_value(std::optional<google::protobuf::Any>());
         } else {
-          promise.set_value(std::optional<google::protobuf::Any>(std::move(**answer)));
+          promise.set_value(std::optional<google::protobuf::Any>(std::move(**answer.payload)));
         }
       })));
   sdk::recycle_request(std::move(request));  // null when the transport took it
@@ -246,7 +248,7 @@ void ClientCore::call_then(CallSpec spec, ReplyFn&& done) const {
   sdk::RequestPtr request = sdk::take_request();
   if (auto made = make_request(spec, *request); !made) {
     sdk::recycle_request(std::move(request));
-    Reply failed = std::move(made).error();
+    Reply failed{std::move(made).error(), spec.actor, spec.action};
     done(failed);
     return;
   }

@@ -36,11 +36,14 @@ public:
   ~ReplyHandler();
 
   /// Answers with `response`, which stays the transport's (a message it reuses): the caller's
-  /// function borrows its payload and may move from it.
-  void operator()(protocol::pb::InvocationResponse& response);
+  /// function borrows its payload and may move from it. `actor` and `action` name the call (for
+  /// the errors of unpacking the payload).
+  void operator()(protocol::pb::InvocationResponse& response, std::string_view actor,
+                  std::string_view action);
 
-  /// Answers with `outcome`: a response (destroyed afterwards) or an error.
-  void operator()(Result<protocol::pb::InvocationResponse> outcome);
+  /// Answers with `outcome`: a response (destroyed afterwards) or an error (which needs no names).
+  void operator()(Result<protocol::pb::InvocationResponse> outcome, std::string_view actor = {},
+                  std::string_view action = {});
 
   /// Returns true while the calling thread runs a reply function.
   static bool in_reply();

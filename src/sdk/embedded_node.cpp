@@ -89,24 +89,27 @@ private:
     thread_local pb::InvocationResponse answer;
     runtime::Runtime::Now now = invoke_now(runtime, *request, answer);
     if (now.answered) {
-      // The request, left as it was, serves this thread's next calls (the reply function's too).
-      recycle_request(std::move(request));
       if (*now.answered) {
-        done(answer);
+        done(answer, request->actor().id().name(), request->action_name());
       } else {
         done(std::move(*now.answered).error());
       }
+      // The request, left as it was, serves this thread's next calls.
+      recycle_request(std::move(request));
       return;
     }
+    std::string actor = request->actor().id().name();
+    std::string action = request->action_name();
     auto task = now.rest ? std::move(*now.rest) : runtime.invoke(std::move(*request));
     asio::co_spawn(runtime.executor(shard), std::move(task),
-                   [done = std::move(done), call = std::move(call)](
-                       std::exception_ptr error, Result<pb::InvocationResponse> response) mutable {
+                   [done = std::move(done), call = std::move(call), actor = std::move(actor),
+                    action = std::move(action)](std::exception_ptr error,
+                                                Result<pb::InvocationResponse> response) mutable {
                      if (error) {
                        done(unexpected(error));
                        return;
                      }
-                     done(std::move(response));
+                     done(std::move(response), actor, action);
                    });
   }
 

@@ -31,7 +31,7 @@ google::protobuf::Any pack_json(std::string_view text) {
 }
 
 Result<Json> unpack_json(const google::protobuf::Any& any) {
-  const std::string& name = pb::JSONType::descriptor()->full_name();
+  static const std::string& name = pb::JSONType::descriptor()->full_name();  // looked up once
   if (!type_url_names(any.type_url(), name)) {
     return payload_mismatch(name, any);
   }

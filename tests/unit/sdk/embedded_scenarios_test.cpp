@@ -95,6 +95,12 @@ TEST(EmbeddedNodeTest, ReusedResponsesCarryNothingOfThePreviousCall) {
                 [](Context<Json>& ctx, const Json& in) { return ctx.value().state(in).reply(in); })
         .action("tag", [](Context<Json>& ctx) { return ctx.value().tag("k", "v"); })
         .action("quiet", [](Context<Json>&) {})
+        .action("deposit",
+                [](Context<Json>& ctx) {
+                  sdk_test::Deposit out;
+                  out.set_amount(5);
+                  return ctx.value().reply(out);
+                })
         .action("peek", [](Context<Json>& ctx) {
           return ctx.value().reply(
               Json{"state=" + ctx.state().text + " tags=" + std::to_string(ctx.tags().size())});
@@ -113,6 +119,14 @@ TEST(EmbeddedNodeTest, ReusedResponsesCarryNothingOfThePreviousCall) {
   auto set = a.invoke<Json>("set", Json{"two"});
   ASSERT_TRUE(set) << set.error().message;
   EXPECT_EQ(set->text, "two");
+  // A reply of another type: packed in an Any a Json reply used before.
+  auto deposit = b.invoke<sdk_test::Deposit>("deposit");
+  ASSERT_TRUE(deposit) << deposit.error().message;
+  EXPECT_EQ(deposit->amount(), 5);
+  auto wrong = b.invoke<Json>("deposit");
+  ASSERT_FALSE(wrong);
+  EXPECT_NE(wrong.error().message.find("invoke 'deposit' on actor 'b': reply"), std::string::npos)
+      << wrong.error().message;
   // No reply: the previous call's reply is not answered again.
   auto quiet = b.invoke<Json>("quiet");
   ASSERT_FALSE(quiet);
