@@ -40,8 +40,27 @@ bool same_state(const Entity& entity, const google::protobuf::Any& any) {
 }
 
 void copy_state(const Entity& entity, google::protobuf::Any* any) {
-  any->set_type_url(type_url_of(entity));
+  // Compared first: the shard's scratch invocation mostly holds the same type URL already, and a
+  // compare costs less than protobuf's Set().
+  const std::string& type_url = type_url_of(entity);
+  if (any->type_url() != type_url) {
+    any->set_type_url(type_url);
+  }
   any->set_value(entity.value);
+}
+
+/// Makes `id` equal to `from`, setting only the strings that differ (the scratch invocation's
+/// context mostly names the same system and no parent already).
+void copy_id(const pba::ActorId& from, pba::ActorId& id) {
+  if (id.name() != from.name()) {
+    id.set_name(from.name());
+  }
+  if (id.system() != from.system()) {
+    id.set_system(from.system());
+  }
+  if (id.parent() != from.parent()) {
+    id.set_parent(from.parent());
+  }
 }
 
 const Entity::Tags& tags_of(const Entity& entity) {
@@ -573,7 +592,7 @@ void Shard::lend(const Entity& entity, pb::InvocationRequest& request,
     context->clear_state();
   }
   *context->mutable_tags() = tags_of(entity);
-  entity.write_actor_id(*context->mutable_self());  // as `actor`, without a copy
+  copy_id(*actor, *context->mutable_self());
   if (request.has_caller()) {
     *context->mutable_caller() = request.caller();
     *invocation.mutable_caller() = request.caller();
