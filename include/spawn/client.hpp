@@ -1,9 +1,11 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -62,6 +64,94 @@ struct CallSpec {
 };
 
 Error reply_missing(std::string_view actor, std::string_view action, std::string_view expected);
+
+/// A call's reply as a transport hands it to the typed front end: the payload (null when there is
+/// none), lent for the call of the reply function, which may move from it; or the error. With the
+/// names of the call's actor and action, which the errors of unpacking the payload mention (not
+/// kept by the reply function: moving it then moves no strings).
+struct Reply {
+  Result<google::protobuf::Any*> payload;
+  std::string_view actor{};
+  std::string_view action{};
+};
+
+/// The function a call's reply goes to (a move-only `void(Reply&)`), kept inline: making one and
+/// moving it allocate nothing, which a `std::function` of the typed callback and the names the
+/// errors mention would.
+class ReplyFn {
+public:
+  ReplyFn() = default;
+
+  template <class F>
+
+  requires(!std::is_same_v<std::remove_cvref_t<F>, ReplyFn>) explicit ReplyFn(F&& fn) {
+    using T = std::remove_cvref_t<F>;
+    static_assert(sizeof(T) <= kSize && alignof(T) <= alignof(std::max_align_t),
+                  "a reply function must fit ReplyFn's storage");
+    static_assert(std::is_nothrow_move_constructible_v<T>);
+    ::new (static_cast<void*>(storage_)) T(std::forward<F>(fn));
+    ops_ = &kOps<T>;
+  }
+
+  ReplyFn(ReplyFn&& other) noexcept : ops_(other.ops_) {
+    if (ops_ != nullptr) {
+      ops_->move(storage_, other.storage_);
+      other.ops_ = nullptr;
+    }
+  }
+
+  ReplyFn& operator=(ReplyFn&& other) noexcept {
+    if (this != &other) {
+      reset();
+      if (other.ops_ != nullptr) {
+        other.ops_->move(storage_, other.storage_);
+        ops_ = std::exchange(other.ops_, nullptr);
+      }
+    }
+    return *this;
+  }
+
+  ReplyFn(const ReplyFn&) = delete;
+  ReplyFn& operator=(const ReplyFn&) = delete;
+
+  ~ReplyFn() { reset(); }
+
+  explicit operator bool() const { return ops_ != nullptr; }
+
+  void operator()(Reply& reply) { ops_->call(storage_, reply); }
+
+  /// Destroys the function (it is empty afterwards).
+  void reset() noexcept {
+    if (ops_ != nullptr) {
+      ops_->destroy(storage_);
+      ops_ = nullptr;
+    }
+  }
+
+private:
+  /// Room for a typed callback (a std::function).
+  static constexpr std::size_t kSize = sizeof(std::function<void()>);
+
+  struct Ops {
+    void (*call)(void* fn, Reply& reply);
+    /// Move-constructs at `to` from `from` and destroys `from`.
+    void (*move)(void* to, void* from) noexcept;
+    void (*destroy)(void* fn) noexcept;
+  };
+
+  template <class T>
+  static constexpr Ops kOps{
+      [](void* fn, Reply& reply) { (*static_cast<T*>(fn))(reply); },
+      [](void* to, void* from) noexcept {
+        ::new (to) T(std::move(*static_cast<T*>(from)));
+        static_cast<T*>(from)->~T();
+      },
+      [](void* fn) noexcept { static_cast<T*>(fn)->~T(); },
+  };
+
+  alignas(std::max_align_t) unsigned char storage_[kSize];
+  const Ops* ops_ = nullptr;
+};
 
 inline std::int64_t epoch_ms(std::chrono::system_clock::time_point time) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
@@ -127,8 +217,7 @@ public:
   void invoke_then(std::string_view system, std::string_view actor, std::string_view action,
                    const In& input, std::type_identity_t<std::function<void(Result<Out>)>> done,
                    const InvokeOptions& options = {}) const {
-    call_then(with_input(system, actor, action, input, options),
-              finisher<Out>(std::move(done), actor, action));
+    call_then(with_input(system, actor, action, input, options), finisher<Out>(std::move(done)));
   }
 
   /// Invokes `action` with no input (Noop) without waiting; see the other invoke_then().
@@ -136,8 +225,7 @@ public:
   void invoke_then(std::string_view system, std::string_view actor, std::string_view action,
                    std::type_identity_t<std::function<void(Result<Out>)>> done,
                    const InvokeOptions& options = {}) const {
-    call_then(no_input(system, actor, action, options),
-              finisher<Out>(std::move(done), actor, action));
+    call_then(no_input(system, actor, action, options), finisher<Out>(std::move(done)));
   }
 
   /// Queues `action` on `actor` and returns once it is accepted: in the actor's mailbox, so a
@@ -232,39 +320,51 @@ private:
   template <class Out>
   static Result<Out> finish(Result<std::optional<google::protobuf::Any>> reply,
                             std::string_view actor, std::string_view action) {
+    if (!reply) {
+      detail::Reply failed{std::move(reply).error(), actor, action};
+      return finish<Out>(failed);
+    }
+    detail::Reply lent{reply->has_value() ? &**reply : nullptr, actor, action};
+    return finish<Out>(lent);
+  }
+
+  /// The typed result of `reply` (its payload may be moved from).
+  template <class Out>
+  static Result<Out> finish(detail::Reply& reply) {
+    if (!reply.payload) {
+      return std::move(reply.payload).error();
+    }
     if constexpr (std::is_void_v<Out>) {
-      return discard(std::move(reply));
+      return ok();
     } else {
       static_assert(Payload<Out>, "Out is a protobuf message, spawn::Json, or void");
-      if (!reply) {
-        return std::move(reply).error();
+      google::protobuf::Any* payload = *reply.payload;
+      if (payload == nullptr) {
+        return detail::reply_missing(reply.actor, reply.action, type_url_of<Out>());
       }
-      if (!reply->has_value()) {
-        return detail::reply_missing(actor, action, type_url_of<Out>());
+      if constexpr (std::is_same_v<Out, google::protobuf::Any>) {
+        return std::move(*payload);
+      } else {
+        Result<Out> unpacked = unpack<Out>(*payload);
+        if (!unpacked) {
+          return unpacked.error().with_context("invoke '" + std::string(reply.action)
+                                               + "' on actor '" + std::string(reply.actor)
+                                               + "': reply");
+        }
+        return unpacked;
       }
-      Result<Out> unpacked = unpack<Out>(**reply);
-      if (!unpacked) {
-        return unpacked.error().with_context("invoke '" + std::string(action) + "' on actor '"
-                                             + std::string(actor) + "': reply");
-      }
-      return unpacked;
     }
   }
 
   template <class Out>
-  static std::function<void(Result<std::optional<google::protobuf::Any>>)> finisher(
-      std::type_identity_t<std::function<void(Result<Out>)>> done, std::string_view actor,
-      std::string_view action) {
-    return [done = std::move(done), actor = std::string(actor),
-            action = std::string(action)](Result<std::optional<google::protobuf::Any>> reply) {
-      done(finish<Out>(std::move(reply), actor, action));
-    };
+  static detail::ReplyFn finisher(std::type_identity_t<std::function<void(Result<Out>)>> done) {
+    return detail::ReplyFn(
+        [done = std::move(done)](detail::Reply& reply) { done(finish<Out>(reply)); });
   }
 
   Result<std::optional<google::protobuf::Any>> call(detail::CallSpec spec) const;
 
-  void call_then(detail::CallSpec spec,
-                 std::function<void(Result<std::optional<google::protobuf::Any>>)> done) const;
+  void call_then(detail::CallSpec spec, detail::ReplyFn&& done) const;
 
   std::shared_ptr<detail::ClientCore> core_;
 };

@@ -107,7 +107,7 @@ namespace detail {
 /// Unpacks `any` into the protobuf message `value` in place; fails as unpack() does.
 template <class T>
 Result<void> unpack_message_into(const google::protobuf::Any& any, T& value) {
-  const std::string& name = T::descriptor()->full_name();
+  static const std::string& name = T::descriptor()->full_name();  // looked up once
   if (!type_url_names(any.type_url(), name)) {
     return payload_mismatch(name, any);
   }

@@ -33,11 +33,18 @@ public:
   virtual Task<Result<protocol::pb::ActorInvocationResponse>> invoke(
       protocol::pb::ActorInvocation& invocation) = 0;
 
-  /// Runs the action at once, when this host needs nothing to wait for (an in-process host):
-  /// returns what invoke() would, or nullopt when the call must be awaited with invoke(). Spares
-  /// the shard the coroutine frames of an awaited call. The same contract as invoke().
-  virtual std::optional<Result<protocol::pb::ActorInvocationResponse>> invoke_now(
-      protocol::pb::ActorInvocation& /*invocation*/) {
+  /// Runs the action at once, when this host needs nothing to wait for (an in-process host), and
+  /// answers in `response`: returns ok (the response is in `response`) or the error invoke()
+  /// would fail with, or nullopt when the call must be awaited with invoke() (`response` is then
+  /// left as it was). Spares the shard the coroutine frames of an awaited call. The same contract
+  /// as invoke() for `invocation`.
+  ///
+  /// `response` is the shard's, reused from call to call so that its messages and strings stay
+  /// allocated: it may hold parts of an earlier call's response. The host sets every field of the
+  /// response it answers (Dispatcher::dispatch() into a response); on failure it is unspecified.
+  virtual std::optional<Result<void>> invoke_now(
+      protocol::pb::ActorInvocation& /*invocation*/,
+      protocol::pb::ActorInvocationResponse& /*response*/) {
     return std::nullopt;
   }
 };

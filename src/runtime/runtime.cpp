@@ -84,14 +84,29 @@ bool has_workflow(const pb::ActorInvocationResponse& reply) {
 /// The caller's response to the host's `reply`: OK and the reply's payload, taken from it. (The
 /// echo of the request's system and actor is the HTTP API's (PROTOCOL.md §3): the proxy's server
 /// adds it; embedded callers never read it.)
+///
+/// Into `response`, which may hold an earlier call's (a caller's reused message): its status and
+/// payload are set, an Any it has already is swapped with the reply's (nothing is allocated).
+void answer(pb::ActorInvocationResponse& reply, pb::InvocationResponse& response) {
+  auto* status = response.mutable_status();
+  status->set_status(pb::OK);  // protocol::ok_status(), without a copy
+  status->clear_message();
+  if (!reply.has_value()) {
+    if (reply.has_noop()) {
+      response.mutable_noop();
+    } else {
+      response.clear_payload();
+    }
+  } else if (response.has_value()) {
+    response.mutable_value()->Swap(reply.mutable_value());
+  } else {
+    response.set_allocated_value(reply.release_value());
+  }
+}
+
 pb::InvocationResponse response_to(pb::ActorInvocationResponse& reply) {
   pb::InvocationResponse response;
-  response.mutable_status()->set_status(pb::OK);  // protocol::ok_status(), without a copy
-  if (reply.has_value()) {
-    response.set_allocated_value(reply.release_value());
-  } else if (reply.has_noop()) {
-    response.mutable_noop();
-  }
+  answer(reply, response);
   return response;
 }
 
@@ -391,7 +406,7 @@ std::size_t Runtime::shard_of(const pb::InvocationRequest& request) const {
   return statestore::key_hash(system, id.name()) % shards_.size();
 }
 
-Runtime::Now Runtime::invoke_now(pb::InvocationRequest& request) {
+Runtime::Now Runtime::invoke_now(pb::InvocationRequest& request, pb::InvocationResponse& response) {
   Now now;
   const auto& id = request.actor().id();
   const std::string& system = id.system().empty() ? request.system().name() : id.system();
@@ -407,18 +422,30 @@ Runtime::Now Runtime::invoke_now(pb::InvocationRequest& request) {
     return now;
   }
   auto ran = owner.invoke_now(key, request);
+  if (ran.reply != nullptr) {
+    if (!has_workflow(*ran.reply)) {
+      answer(*ran.reply, response);  // the shard's message, read before it runs anything else
+      now.answered.emplace();
+      return now;
+    }
+    Outcome outcome;
+    outcome.response = std::move(*ran.reply);
+    ran.outcome.emplace(std::move(outcome));
+    ran.reply = nullptr;
+  }
   if (!ran.outcome && !ran.rest) {
     return now;
   }
   if (ran.outcome && !*ran.outcome) {
-    now.response.emplace(std::move(*ran.outcome).error());
+    now.answered.emplace(std::move(*ran.outcome).error());
     return now;
   }
   if (ran.rest || has_workflow((*ran.outcome)->response)) {
     now.rest.emplace(finish_now(std::move(request), std::move(ran)));
     return now;
   }
-  now.response.emplace(response_to((*ran.outcome)->response));
+  answer((*ran.outcome)->response, response);
+  now.answered.emplace();
   return now;
 }
 

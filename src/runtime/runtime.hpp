@@ -75,21 +75,24 @@ public:
   /// kShuttingDown.
   Task<Result<protocol::pb::InvocationResponse>> invoke(protocol::pb::InvocationRequest request);
 
-  /// What invoke_now() did: the response when the call ran to the end at once; otherwise the
-  /// rest of a call that started (a checkpoint to save, a workflow to run), to await; neither
-  /// when it did not start.
+  /// What invoke_now() did: answered when the call ran to the end at once (ok: the response is in
+  /// the caller's message; or the error); otherwise the rest of a call that started (a checkpoint
+  /// to save, a workflow to run), to await; neither when it did not start.
   struct Now {
-    std::optional<Result<protocol::pb::InvocationResponse>> response;
+    std::optional<Result<void>> answered;
     std::optional<Task<Result<protocol::pb::InvocationResponse>>> rest;
   };
 
   /// invoke() without a coroutine, for a caller on the thread of the shard that owns the actor
   /// (shard_of(), running_on()): runs a plain synchronous request here and now when its actor is
-  /// active and idle and answered at once (Shard::invoke_now()). Otherwise it does nothing and
-  /// answers neither (await invoke() instead): another thread, an actor to activate or busy, a
-  /// host that suspends, async, scheduled, spawning or clustered requests, and every error.
-  /// `request` stays the caller's unless a rest is returned (which takes it over).
-  Now invoke_now(protocol::pb::InvocationRequest& request);
+  /// active and idle and answered at once (Shard::invoke_now()), and answers in `response`, the
+  /// caller's message, which may hold an earlier call's response (its messages and strings are
+  /// reused): its status and payload are set. Otherwise it does nothing and answers neither (await
+  /// invoke() instead): another thread, an actor to activate or busy, a host that suspends, async,
+  /// scheduled, spawning or clustered requests, and every error. `request` stays the caller's
+  /// unless a rest is returned (which takes it over).
+  Now invoke_now(protocol::pb::InvocationRequest& request,
+                 protocol::pb::InvocationResponse& response);
 
   /// Returns the index of the shard that owns the actor `request` names.
   std::size_t shard_of(const protocol::pb::InvocationRequest& request) const;

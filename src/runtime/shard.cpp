@@ -40,8 +40,27 @@ bool same_state(const Entity& entity, const google::protobuf::Any& any) {
 }
 
 void copy_state(const Entity& entity, google::protobuf::Any* any) {
-  any->set_type_url(type_url_of(entity));
+  // Compared first: the shard's scratch invocation mostly holds the same type URL already, and a
+  // compare costs less than protobuf's Set().
+  const std::string& type_url = type_url_of(entity);
+  if (any->type_url() != type_url) {
+    any->set_type_url(type_url);
+  }
   any->set_value(entity.value);
+}
+
+/// Makes `id` equal to `from`, setting only the strings that differ (the scratch invocation's
+/// context mostly names the same system and no parent already).
+void copy_id(const pba::ActorId& from, pba::ActorId& id) {
+  if (id.name() != from.name()) {
+    id.set_name(from.name());
+  }
+  if (id.system() != from.system()) {
+    id.set_system(from.system());
+  }
+  if (id.parent() != from.parent()) {
+    id.set_parent(from.parent());
+  }
 }
 
 const Entity::Tags& tags_of(const Entity& entity) {
@@ -573,7 +592,7 @@ void Shard::lend(const Entity& entity, pb::InvocationRequest& request,
     context->clear_state();
   }
   *context->mutable_tags() = tags_of(entity);
-  *context->mutable_self() = *actor;
+  copy_id(*actor, *context->mutable_self());
   if (request.has_caller()) {
     *context->mutable_caller() = request.caller();
     *invocation.mutable_caller() = request.caller();
@@ -610,20 +629,34 @@ Outcome Shard::answer_get(const Entity& entity) {
   return outcome;
 }
 
-Result<Outcome> Shard::take_reply(Entity& entity, Result<pb::ActorInvocationResponse>& reply,
-                                  const std::string& action, bool& save) {
-  entity.last_used = Clock::now();
-  if (!reply) {
-    return std::move(reply).error().with_context(describe_call(action, entity));
-  }
-  apply(entity, *reply);
+bool Shard::take_reply(Entity& entity, pb::ActorInvocationResponse& reply) {
+  apply(entity, reply);
   // The current definition: a re-registration while the host was called replaced the first.
-  save = reply->checkpoint() && entity.definition->is_stateful() && !entity.definition->is_pooled()
+  return reply.checkpoint() && entity.definition->is_stateful() && !entity.definition->is_pooled()
          && store_ != nullptr;
+}
+
+std::optional<Result<pb::ActorInvocationResponse>> Shard::answer_now(
+    pb::ActorInvocation& invocation) {
+  auto answered = host_->invoke_now(invocation, reply_);
+  if (!answered) {
+    return std::nullopt;
+  }
+  if (!*answered) {
+    return Result<pb::ActorInvocationResponse>(std::move(*answered).error());
+  }
+  return Result<pb::ActorInvocationResponse>(std::move(reply_));
+}
+
+namespace {
+
+Outcome outcome_of(pb::ActorInvocationResponse& reply) {
   Outcome outcome;
-  outcome.response = std::move(*reply);
+  outcome.response = std::move(reply);
   return outcome;
 }
+
+}  // namespace
 
 Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& request) {
   const ActorDefinition& definition = *entity.definition;
@@ -642,7 +675,7 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& reque
   pb::ActorInvocation* invocation = scratch_in_use_ ? &own : &scratch_;
   scratch_in_use_ = true;
   lend(entity, request, *invocation);
-  auto answered = host_->invoke_now(*invocation);
+  auto answered = answer_now(*invocation);
   if (!answered) {
     if (invocation == &scratch_) {
       own.Swap(&scratch_);
@@ -665,9 +698,11 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& reque
   if (invocation == &scratch_) {
     scratch_in_use_ = false;
   }
-  bool checkpoint = false;
-  auto outcome = take_reply(entity, *answered, action, checkpoint);
-  if (checkpoint) {
+  entity.last_used = Clock::now();
+  if (!*answered) {
+    co_return std::move(*answered).error().with_context(describe_call(action, entity));
+  }
+  if (take_reply(entity, **answered)) {
     // The store's task awaited here, as in finish_checkpoint(): no frame of save() in between.
     auto storing = store_snapshot(entity, ActorStatus::kActivated);
     auto stored = co_await std::move(storing);
@@ -678,7 +713,7 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& reque
           .with_context(describe_call(action, entity) + ": checkpoint");
     }
   }
-  co_return outcome;
+  co_return outcome_of(**answered);
 }
 
 Shard::Now Shard::invoke_now(const ActorKey& key, pb::InvocationRequest& request) {
@@ -706,21 +741,24 @@ Shard::Now Shard::invoke_now(const ActorKey& key, pb::InvocationRequest& request
   }
   scratch_in_use_ = true;
   lend(entity, request, scratch_);
-  auto answered = host_->invoke_now(scratch_);
+  auto answered = host_->invoke_now(scratch_, reply_);
   give_back(scratch_, request);  // a host that does not answer at once leaves it as it was
   scratch_in_use_ = false;
   if (!answered) {
     return now;
   }
-  bool checkpoint = false;
-  auto outcome = take_reply(entity, *answered, action, checkpoint);
-  if (!checkpoint) {
-    now.outcome.emplace(std::move(outcome));
+  entity.last_used = Clock::now();
+  if (!*answered) {
+    now.outcome.emplace(std::move(*answered).error().with_context(describe_call(action, entity)));
+    return now;
+  }
+  if (!take_reply(entity, reply_)) {
+    now.reply = &reply_;  // read by the caller before anything else runs here
     return now;
   }
   // Saving suspends: the actor runs (later calls queue) until the save is done.
   entity.running = true;
-  now.rest.emplace(finish_checkpoint(entity, std::move(*outcome), action));
+  now.rest.emplace(finish_checkpoint(entity, outcome_of(reply_), action));
   return now;
 }
 
@@ -772,7 +810,8 @@ void Shard::apply(Entity& entity, pb::ActorInvocationResponse& response) {
     if (context.state().type_url() != type_url_of(entity)) {
       entity.type_url = share_type_url(context.state().type_url());
     }
-    entity.value = std::move(*context.mutable_state()->mutable_value());
+    // Swapped, not moved: the response (the shard's reused one) keeps a buffer for the next.
+    entity.value.swap(*context.mutable_state()->mutable_value());
     entity.state_changed = true;
     entity.dirty = true;
   }

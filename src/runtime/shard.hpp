@@ -108,6 +108,10 @@ public:
   struct Now {
     std::optional<Result<Outcome>> outcome;
     std::optional<Task<Result<Outcome>>> rest;
+    /// Instead of an outcome, when the host answered at once: its response, the shard's own
+    /// message (reused from call to call), lent to the caller until the shard runs anything else.
+    /// The caller reads it (and may take its parts) or moves it away.
+    protocol::pb::ActorInvocationResponse* reply = nullptr;
   };
 
   /// invoke() without suspending, for a caller on this shard's thread: runs `request` on the
@@ -116,7 +120,8 @@ public:
   /// nothing (an empty Now: await invoke() instead), e.g. for an actor to activate, a busy one,
   /// a pool, an unknown actor or action, or a host that suspends. A reply that asks for a
   /// checkpoint returns the save as the rest to await; the actor stays running until it is done.
-  /// `request` is left as it was.
+  /// `request` is left as it was. The host's answer comes as Now::reply, or as the outcome of a
+  /// default get or an error.
   Now invoke_now(const statestore::ActorKey& key, protocol::pb::InvocationRequest& request);
 
   /// Returns true on this shard's own thread.
@@ -201,10 +206,13 @@ private:
   Task<Result<Outcome>> handle(Entity& entity, protocol::pb::InvocationRequest& request);
   /// The answer to a default get action, from memory: the state as the reply's value.
   static Outcome answer_get(const Entity& entity);
-  /// Applies the host's `reply` to `action` and returns the outcome; sets `save` when the reply
-  /// asks for a checkpoint the entity must save before answering.
-  Result<Outcome> take_reply(Entity& entity, Result<protocol::pb::ActorInvocationResponse>& reply,
-                             const std::string& action, bool& save);
+  /// Applies the host's `reply` to the entity (its state is swapped out); returns true when the
+  /// reply asks for a checkpoint the entity must save before answering.
+  bool take_reply(Entity& entity, protocol::pb::ActorInvocationResponse& reply);
+  /// Runs the invocation on a host that answers at once, in reply_: nullopt when it must be
+  /// awaited; otherwise its error, or its response, moved out of reply_.
+  std::optional<Result<protocol::pb::ActorInvocationResponse>> answer_now(
+      protocol::pb::ActorInvocation& invocation);
   /// The rest of a call invoke_now() ran, whose reply asked for a checkpoint: saves, then ends
   /// the run (the entity was marked running).
   Task<Result<Outcome>> finish_checkpoint(Entity& entity, Outcome outcome, std::string action);
@@ -218,7 +226,8 @@ private:
   /// backoff and retries while it stays unreachable, until `deadline`.
   Task<Result<protocol::pb::ActorInvocationResponse>> call_host_again(
       Entity& entity, protocol::pb::ActorInvocation& invocation, Clock::time_point deadline);
-  /// Takes the new state and tags from `response` (its state is moved out).
+  /// Takes the new state and tags from `response` (its state value is swapped with the entity's
+  /// old one).
   void apply(Entity& entity, protocol::pb::ActorInvocationResponse& response);
   /// Saves the entity's state as its next revision, when it persists (stateful, not pooled, with
   /// a store); a conflict deactivates it (fencing). store_snapshot() and saved() are its halves,
@@ -275,6 +284,11 @@ private:
   /// host that suspends takes its contents.
   protocol::pb::ActorInvocation scratch_;
   bool scratch_in_use_ = false;
+  /// The response a host answering at once fills (Host::invoke_now()): like scratch_, its
+  /// messages and strings stay allocated from one call to the next. Lent to invoke_now()'s caller
+  /// (Now::reply), which reads it before the shard runs anything else; a call that needs its
+  /// response longer (a checkpoint, a workflow, an awaited call) moves it away.
+  protocol::pb::ActorInvocationResponse reply_;
 
   std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<>> wakeups_;
   asio::steady_timer wakeup_timer_;

@@ -1,6 +1,8 @@
 #include "sdk/client_core.hpp"
 
+#include <array>
 #include <future>
+#include <memory>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -18,9 +20,7 @@ Result<std::optional<google::protobuf::Any>> Client::call(detail::CallSpec spec)
   return core_->call(std::move(spec));
 }
 
-void Client::call_then(
-    detail::CallSpec spec,
-    std::function<void(Result<std::optional<google::protobuf::Any>>)> done) const {
+void Client::call_then(detail::CallSpec spec, detail::ReplyFn&& done) const {
   core_->call_then(std::move(spec), std::move(done));
 }
 
@@ -37,56 +37,87 @@ namespace {
 
 thread_local int reply_depth = 0;
 
-/// The request each thread builds its calls in. Its messages and strings stay allocated from one
-/// call to the next while the transport only borrows it (an embedded call that runs at once);
-/// a transport that keeps a request takes its contents.
-struct ThreadRequest {
-  protocol::pb::InvocationRequest request;
-  bool in_use = false;
+/// This thread's spare requests (take_request()). The calls a thread builds are answered on the
+/// shards' threads, which recycle their requests: with as many calls going one way as the other,
+/// each thread's pool gets back about what it gives.
+struct RequestPool {
+  static constexpr std::size_t kSize = 32;
+  /// The largest payload buffer a spare request keeps.
+  static constexpr std::size_t kMaxKeptBytes = 64 * 1024;
+  std::array<protocol::pb::InvocationRequest*, kSize> spare{};
+  std::size_t count = 0;
+  /// Set once the thread's pool is gone (thread exit): what comes back later is deleted.
+  bool closed = false;
+
+  RequestPool() = default;
+  RequestPool(const RequestPool&) = delete;
+  RequestPool& operator=(const RequestPool&) = delete;
+
+  ~RequestPool() {
+    for (std::size_t i = 0; i < count; ++i) {
+      delete spare[i];
+    }
+    count = 0;
+    closed = true;
+  }
 };
 
-thread_local ThreadRequest thread_request;
+thread_local RequestPool request_pool;
 
 }  // namespace
 
-void reuse_for_next_call(protocol::pb::InvocationRequest& request) {
-  // A request a transport took is left without an actor: every call names one.
-  if (!thread_request.in_use && !thread_request.request.has_actor()) {
-    thread_request.request.Swap(&request);
+RequestPtr take_request() {
+  if (request_pool.count == 0) {  // empty (or closed)
+    return std::make_unique<protocol::pb::InvocationRequest>();
   }
+  return RequestPtr(request_pool.spare[--request_pool.count]);
+}
+
+void recycle_request(RequestPtr request) noexcept {
+  // One that carried a large payload is not kept: its buffer would stay allocated for as long
+  // as the thread lives.
+  if (request == nullptr || request_pool.count == RequestPool::kSize || request_pool.closed
+      || request->value().value().capacity() > RequestPool::kMaxKeptBytes) {
+    return;  // deleted
+  }
+  request_pool.spare[request_pool.count++] = request.release();
 }
 
 ReplyHandler::~ReplyHandler() {
   if (fn_) {
-    (*this)(fail(ErrorCode::kShuttingDown, "the node stopped before the call was answered"));
+    detail::Reply stopped{
+        fail(ErrorCode::kShuttingDown, "the node stopped before the call was answered")};
+    run(stopped);
   }
 }
 
-namespace {
-
-ReplyHandler::Reply reply_of(Result<protocol::pb::InvocationResponse> response) {
-  if (!response) {
-    return std::move(response).error();
-  }
-  if (response->has_value()) {
-    return std::optional<google::protobuf::Any>(std::move(*response->mutable_value()));
-  }
-  return std::optional<google::protobuf::Any>();
+void ReplyHandler::operator()(protocol::pb::InvocationResponse& response, std::string_view actor,
+                              std::string_view action) {
+  detail::Reply reply{response.has_value() ? response.mutable_value() : nullptr, actor, action};
+  run(reply);
 }
 
-}  // namespace
+void ReplyHandler::operator()(Result<protocol::pb::InvocationResponse> outcome,
+                              std::string_view actor, std::string_view action) {
+  if (!outcome) {
+    detail::Reply failed{std::move(outcome).error()};
+    run(failed);
+    return;
+  }
+  (*this)(*outcome, actor, action);
+}
 
-void ReplyHandler::operator()(Result<protocol::pb::InvocationResponse> outcome) {
-  Fn fn = std::exchange(fn_, nullptr);
+void ReplyHandler::run(detail::Reply& reply) {
   ++reply_depth;
   try {
-    fn(reply_of(std::move(outcome)));
+    fn_(reply);
   } catch (const std::exception& e) {
     spdlog::error("an invoke_then callback threw: {}", e.what());
   } catch (...) {
     spdlog::error("an invoke_then callback threw a non-standard exception");
   }
   --reply_depth;
+  fn_.reset();  // answered: exactly once
 }
 
 bool ReplyHandler::in_reply() {
@@ -122,28 +153,6 @@ namespace {
 std::string describe(const CallSpec& spec) {
   return "invoke '" + std::string(spec.action) + "' on actor '" + std::string(spec.actor) + "'";
 }
-
-/// The thread's request for one call, or a request of its own when the thread's is in use (a
-/// call from a reply handler that a transport ran before its invoke() returned).
-class CallRequest {
-public:
-  CallRequest() : borrowed_(!sdk::thread_request.in_use) { sdk::thread_request.in_use = true; }
-
-  ~CallRequest() {
-    if (borrowed_) {
-      sdk::thread_request.in_use = false;
-    }
-  }
-
-  CallRequest(const CallRequest&) = delete;
-  CallRequest& operator=(const CallRequest&) = delete;
-
-  pb::InvocationRequest& get() { return borrowed_ ? sdk::thread_request.request : own_; }
-
-private:
-  bool borrowed_;
-  pb::InvocationRequest own_;
-};
 
 }  // namespace
 
@@ -212,32 +221,44 @@ Result<void> ClientCore::make_request(CallSpec& spec, pb::InvocationRequest& req
   return check(spec, request);
 }
 
-ClientCore::Reply ClientCore::call(CallSpec spec) const {
+ClientCore::BlockingReply ClientCore::call(CallSpec spec) const {
   if (sdk::ReplyHandler::in_reply()) {
     return fail(ErrorCode::kInvalidArgument,
                 describe(spec)
                     + ": a blocking Client call from inside an invoke_then callback would wait on "
                       "the thread that must answer it; chain another invoke_then instead");
   }
-  CallRequest request;
-  if (auto made = make_request(spec, request.get()); !made) {
+  sdk::RequestPtr request = sdk::take_request();
+  if (auto made = make_request(spec, *request); !made) {
+    sdk::recycle_request(std::move(request));
     return std::move(made).error();
   }
-  std::promise<Reply> promise;
+  std::promise<BlockingReply> promise;
   auto reply = promise.get_future();
-  transport_->invoke(request.get(), sdk::ReplyHandler([&promise](Reply answer) {
-                       promise.set_value(std::move(answer));
-                     }));
+  transport_->invoke(
+      request, sdk::ReplyHandler(ReplyFn([&promise](detail::Reply& answer) {
+        if (!answer.payload) {
+          promise.set_value(std::move(answer.payload).error());
+        } else if (*answer.payload == nullptr) {
+          promise.set_value(std::optional<google::protobuf::Any>());
+        } else {
+          promise.set_value(std::optional<google::protobuf::Any>(std::move(**answer.payload)));
+        }
+      })));
+  sdk::recycle_request(std::move(request));  // null when the transport took it
   return reply.get();
 }
 
-void ClientCore::call_then(CallSpec spec, std::function<void(Reply)> done) const {
-  CallRequest request;
-  if (auto made = make_request(spec, request.get()); !made) {
-    done(std::move(made).error());
+void ClientCore::call_then(CallSpec spec, ReplyFn&& done) const {
+  sdk::RequestPtr request = sdk::take_request();
+  if (auto made = make_request(spec, *request); !made) {
+    sdk::recycle_request(std::move(request));
+    Reply failed{std::move(made).error(), spec.actor, spec.action};
+    done(failed);
     return;
   }
-  transport_->invoke(request.get(), sdk::ReplyHandler(std::move(done)));
+  transport_->invoke(request, sdk::ReplyHandler(std::move(done)));
+  sdk::recycle_request(std::move(request));  // null when the transport took it
 }
 
 Result<void> ClientCore::spawn(std::string_view name, std::string_view parent,

@@ -20,32 +20,38 @@
 
 namespace spawn::sdk {
 
-/// Receives the outcome of one invocation exactly once and hands its payload (nullopt: none) or
-/// its error to the caller's function. A transport that drops it unanswered (its node stopped
-/// with the call still queued) answers kShuttingDown from the destructor, so no caller waits
-/// forever. While it runs the caller's function, blocking Client calls from that thread are
-/// refused (they would wait on the thread that must answer them).
+/// Receives the outcome of one invocation exactly once and hands its payload (null: none) or its
+/// error to the caller's function. A transport that drops it unanswered (its node stopped with
+/// the call still queued) answers kShuttingDown from the destructor, so no caller waits forever.
+/// While it runs the caller's function, blocking Client calls from that thread are refused (they
+/// would wait on the thread that must answer them).
 class ReplyHandler {
 public:
-  using Reply = Result<std::optional<google::protobuf::Any>>;
-  using Fn = std::function<void(Reply)>;
+  explicit ReplyHandler(detail::ReplyFn fn) : fn_(std::move(fn)) {}
 
-  explicit ReplyHandler(Fn fn) : fn_(std::move(fn)) {}
-
-  ReplyHandler(ReplyHandler&& other) noexcept : fn_(std::exchange(other.fn_, nullptr)) {}
-
+  ReplyHandler(ReplyHandler&& other) noexcept = default;
   ReplyHandler& operator=(ReplyHandler&&) = delete;
   ReplyHandler(const ReplyHandler&) = delete;
   ReplyHandler& operator=(const ReplyHandler&) = delete;
   ~ReplyHandler();
 
-  void operator()(Result<protocol::pb::InvocationResponse> outcome);
+  /// Answers with `response`, which stays the transport's (a message it reuses): the caller's
+  /// function borrows its payload and may move from it. `actor` and `action` name the call (for
+  /// the errors of unpacking the payload).
+  void operator()(protocol::pb::InvocationResponse& response, std::string_view actor,
+                  std::string_view action);
+
+  /// Answers with `outcome`: a response (destroyed afterwards) or an error (which needs no names).
+  void operator()(Result<protocol::pb::InvocationResponse> outcome, std::string_view actor = {},
+                  std::string_view action = {});
 
   /// Returns true while the calling thread runs a reply function.
   static bool in_reply();
 
 private:
-  Fn fn_;
+  void run(detail::Reply& reply);
+
+  detail::ReplyFn fn_;
 };
 
 /// Counts a transport's calls from their start until their reply handler has run (or was
@@ -84,10 +90,17 @@ private:
   std::condition_variable idle_;
 };
 
-/// Offers `request`, a finished call's with its parts still allocated, to this thread as the
-/// message its next call is built in, when a transport took the thread's own; otherwise it is
-/// left as it was.
-void reuse_for_next_call(protocol::pb::InvocationRequest& request);
+/// A request a call is built in.
+using RequestPtr = std::unique_ptr<protocol::pb::InvocationRequest>;
+
+/// Returns a request from this thread's pool of spare ones, or a new one. A spare one keeps the
+/// messages and strings of the call it served (they are assigned, not allocated, when the next
+/// call is built in it), and that call's fields: make_request() sets every one.
+RequestPtr take_request();
+
+/// Gives a finished call's `request` (may be null) to this thread's pool, for the calls built on
+/// this thread next (deleted when the pool is full).
+void recycle_request(RequestPtr request) noexcept;
 
 /// How a Client reaches the runtime: directly (embedded) or through the proxy's HTTP API.
 /// Implementations are thread-safe.
@@ -99,10 +112,10 @@ public:
   /// threads (a protocol error, status not OK, as an Error), or on this thread when it is refused
   /// at once.
   ///
-  /// `request` is borrowed until this returns; a transport that keeps it longer takes its
-  /// contents (leaving it empty), one that does not leaves it as it was, so that the caller can
-  /// build its next call in the same message without allocating its parts again.
-  virtual void invoke(protocol::pb::InvocationRequest& request, ReplyHandler done) = 0;
+  /// A transport that keeps the request past this call takes it (leaving `request` null; it
+  /// recycles it once the call ran, recycle_request()); one that does not leaves it as it was,
+  /// for the caller's next call.
+  virtual void invoke(RequestPtr& request, ReplyHandler done) = 0;
 
   /// Spawns `ids` (PROTOCOL.md §5.7); blocks the caller.
   virtual Result<void> spawn(std::string system, std::vector<protocol::pba::ActorId> ids,
@@ -123,13 +136,13 @@ public:
 
   const std::string& system() const { return dispatcher_->system(); }
 
-  using Reply = sdk::ReplyHandler::Reply;
+  using BlockingReply = Result<std::optional<google::protobuf::Any>>;
 
   /// Runs the call and blocks until its reply (or acceptance, for async calls).
-  Reply call(CallSpec spec) const;
+  BlockingReply call(CallSpec spec) const;
 
   /// Starts the call; `done` gets the reply on a transport thread (see Client::invoke_then).
-  void call_then(CallSpec spec, std::function<void(Reply)> done) const;
+  void call_then(CallSpec spec, ReplyFn&& done) const;
 
   Result<void> spawn(std::string_view name, std::string_view parent,
                      const SpawnOptions& options) const;

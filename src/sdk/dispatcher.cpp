@@ -49,15 +49,17 @@ Error handler_failed(std::string message) {
   return fail(ErrorCode::kBadHostResponse, std::move(message));
 }
 
-/// Turns the handler's Value into the response the runtime applies (PROTOCOL.md §2.2).
-pb::ActorInvocationResponse respond(pb::ActorInvocation& invocation, detail::ValueData& value) {
-  pb::ActorInvocationResponse response;  // actor_name and actor_system: the HTTP host's
+/// Turns the handler's Value into `response` (PROTOCOL.md §2.2), setting every field a handler's
+/// answer has: `response` may hold an earlier call's (Host::invoke_now()'s reused response).
+void respond(pb::ActorInvocation& invocation, detail::ValueData& value,
+             pb::ActorInvocationResponse& response) {
   const pba::ActorId& self = invocation.actor();
   pb::Context* context = response.mutable_updated_context();
   // The returned tags replace the stored ones (PROTOCOL.md §5.4), so the current ones are handed
   // back (moved, not copied) unless the action changed them. An unset state keeps the current one.
   auto* tags = context->mutable_tags();
   if (value.tags) {
+    tags->clear();
     tags->insert(value.tags->begin(), value.tags->end());
   } else {
     tags->swap(*invocation.mutable_current_context()->mutable_tags());
@@ -69,10 +71,20 @@ pb::ActorInvocationResponse respond(pb::ActorInvocation& invocation, detail::Val
       tags->erase(key);
     }
   }
-  if (value.state) {
+  // The state and the reply are swapped in where `response` has an Any already: the box gets the
+  // old one, for the thread's pool (detail::take_any()), and nothing is allocated.
+  if (!value.state) {
+    context->clear_state();
+  } else if (context->has_state()) {
+    context->mutable_state()->Swap(&*value.state);
+  } else {
     context->set_allocated_state(value.state.release());
   }
-  if (value.reply) {
+  if (!value.reply) {
+    response.clear_payload();
+  } else if (response.has_value()) {
+    response.mutable_value()->Swap(&*value.reply);
+  } else {
     response.set_allocated_value(value.reply.release());
   }
   response.set_checkpoint(value.checkpoint);
@@ -80,8 +92,10 @@ pb::ActorInvocationResponse respond(pb::ActorInvocation& invocation, detail::Val
   const bool has_workflow =
       !value.effects.empty() || value.has_broadcast || value.route != detail::RouteKind::kNone;
   if (!has_workflow) {
-    return response;
+    response.clear_workflow();
+    return;
   }
+  response.clear_workflow();
   pb::Workflow* workflow = response.mutable_workflow();
   const std::int64_t now = value.effects.empty() ? 0 : now_ms();
   for (auto& effect : value.effects) {
@@ -126,7 +140,6 @@ pb::ActorInvocationResponse respond(pb::ActorInvocation& invocation, detail::Val
     workflow->mutable_forward()->set_actor(std::move(value.route_actor));
     workflow->mutable_forward()->set_action_name(std::move(value.route_action));
   }
-  return response;
 }
 
 /// Runs the handler of `action`; what it throws is an error.
@@ -246,6 +259,16 @@ bool Dispatcher::in_handler() {
 }
 
 Result<pb::ActorInvocationResponse> Dispatcher::dispatch(pb::ActorInvocation& invocation) const {
+  pb::ActorInvocationResponse response;
+  Result<void> dispatched = dispatch(invocation, response);
+  if (!dispatched) {
+    return std::move(dispatched).error();
+  }
+  return response;
+}
+
+Result<void> Dispatcher::dispatch(pb::ActorInvocation& invocation,
+                                  pb::ActorInvocationResponse& response) const {
   const detail::ActorSpec* actor = this->actor(invocation.actor().name());
   if (actor == nullptr && !invocation.actor().parent().empty()) {
     actor = this->actor(invocation.actor().parent());
@@ -264,7 +287,8 @@ Result<pb::ActorInvocationResponse> Dispatcher::dispatch(pb::ActorInvocation& in
   if (!value) {
     return handler_failed(value.error().message);
   }
-  return respond(invocation, *value);
+  respond(invocation, *value, response);
+  return ok();
 }
 
 }  // namespace spawn::sdk

@@ -43,6 +43,13 @@ public:
   Result<protocol::pb::ActorInvocationResponse> dispatch(
       protocol::pb::ActorInvocation& invocation) const;
 
+  /// dispatch() into `response`, which may hold an earlier call's response (its messages and
+  /// strings are reused): every field a handler's answer has (the updated context's tags and
+  /// state, the payload, the checkpoint, the workflow) is set; the others are left as they were.
+  /// On failure `response` is unspecified.
+  Result<void> dispatch(protocol::pb::ActorInvocation& invocation,
+                        protocol::pb::ActorInvocationResponse& response) const;
+
   Result<protocol::pb::ActorInvocationResponse> dispatch(
       protocol::pb::ActorInvocation&& invocation) const {
     return dispatch(invocation);

@@ -37,27 +37,22 @@ class EmbeddedTransport final : public Transport {
 public:
   explicit EmbeddedTransport(runtime::Runtime& runtime) : runtime_(&runtime) {}
 
-  void invoke(pb::InvocationRequest& request, ReplyHandler done) override {
+  void invoke(RequestPtr& request, ReplyHandler done) override {
     std::shared_lock lock(mutex_);
     if (runtime_ == nullptr) {
       done(stopped());
       return;
     }
-    // Start on the shard that owns the actor, so the call does not hop between shards on its way.
-    // The runtime outlives the call: close() waits for it.
+    // Start on the shard that owns the actor, so the call does not hop between shards on its way,
+    // from that shard's queue: also from an invoke_then chain already there, whose reply must not
+    // run inside invoke_then(). The runtime outlives the call: close() waits for it. The request
+    // goes along, and then serves the next calls of the thread that ran it.
     runtime::Runtime* runtime = runtime_;
-    const std::size_t shard = runtime->shard_of(request);
-    if (runtime->running_on(shard)) {
-      // Already there (an invoke_then chain): it starts now, and its reply comes later from the
-      // shard's queue, never from inside invoke_then().
-      start(*runtime, shard, request, std::move(done), in_flight_.start(), true);
-      return;
-    }
-    asio::post(runtime->executor(shard),
-               [runtime, shard, request = std::move(request), done = std::move(done),
-                call = in_flight_.start()]() mutable {
-                 start(*runtime, shard, request, std::move(done), std::move(call), false);
-               });
+    const std::size_t shard = runtime->shard_of(*request);
+    asio::post(
+        runtime->executor(shard),
+        [runtime, shard, request = std::move(request), done = std::move(done),
+         call = in_flight_.start()]() mutable { start(*runtime, shard, request, done, call); });
   }
 
   Result<void> spawn(std::string system, std::vector<pba::ActorId> ids,
@@ -84,44 +79,47 @@ public:
   }
 
 private:
-  /// Runs the call on shard `shard`'s thread: at once when the runtime can
-  /// (Runtime::invoke_now(), no coroutine), else as a coroutine. `defer` posts an answer made at
-  /// once instead of calling `done` from here.
-  static void start(runtime::Runtime& runtime, std::size_t shard, pb::InvocationRequest& request,
-                    ReplyHandler done, InFlightCalls::Token call, bool defer) {
-    runtime::Runtime::Now now = invoke_now(runtime, request);
-    if (now.response) {
-      if (!defer) {
-        // Posted here from another thread: the request (left as it was) can serve this
-        // thread's next call.
-        reuse_for_next_call(request);
-        done(std::move(*now.response));
-        return;
+  /// Runs the call on the thread of the shard that owns its actor: at once when the runtime can
+  /// (Runtime::invoke_now(), no coroutine), else as a coroutine.
+  static void start(runtime::Runtime& runtime, std::size_t shard, RequestPtr& request,
+                    ReplyHandler& done, InFlightCalls::Token& call) {
+    // What the calls this thread runs at once are answered in: its messages and strings stay
+    // allocated from one call to the next. Free again once `done` returns (the calls a reply
+    // function starts are posted, never run inside it).
+    thread_local pb::InvocationResponse answer;
+    runtime::Runtime::Now now = invoke_now(runtime, *request, answer);
+    if (now.answered) {
+      if (*now.answered) {
+        done(answer, request->actor().id().name(), request->action_name());
+      } else {
+        done(std::move(*now.answered).error());
       }
-      asio::post(runtime.executor(shard),
-                 [done = std::move(done), response = std::move(*now.response),
-                  call = std::move(call)]() mutable { done(std::move(response)); });
+      // The request, left as it was, serves this thread's next calls.
+      recycle_request(std::move(request));
       return;
     }
-    auto task = now.rest ? std::move(*now.rest) : runtime.invoke(std::move(request));
+    std::string actor = request->actor().id().name();
+    std::string action = request->action_name();
+    auto task = now.rest ? std::move(*now.rest) : runtime.invoke(std::move(*request));
     asio::co_spawn(runtime.executor(shard), std::move(task),
-                   [done = std::move(done), call = std::move(call)](
-                       std::exception_ptr error, Result<pb::InvocationResponse> response) mutable {
+                   [done = std::move(done), call = std::move(call), actor = std::move(actor),
+                    action = std::move(action)](std::exception_ptr error,
+                                                Result<pb::InvocationResponse> response) mutable {
                      if (error) {
                        done(unexpected(error));
                        return;
                      }
-                     done(std::move(response));
+                     done(std::move(response), actor, action);
                    });
   }
 
-  static runtime::Runtime::Now invoke_now(runtime::Runtime& runtime,
-                                          pb::InvocationRequest& request) {
+  static runtime::Runtime::Now invoke_now(runtime::Runtime& runtime, pb::InvocationRequest& request,
+                                          pb::InvocationResponse& response) {
     try {
-      return runtime.invoke_now(request);
+      return runtime.invoke_now(request, response);
     } catch (...) {
       runtime::Runtime::Now now;
-      now.response.emplace(unexpected(std::current_exception()));
+      now.answered.emplace(unexpected(std::current_exception()));
       return now;
     }
   }

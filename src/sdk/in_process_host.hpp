@@ -14,8 +14,8 @@ namespace spawn::sdk {
 
 /// The runtime::Host of embedded mode (DESIGN.md decision 1): runs the C++ handlers directly on
 /// the shard that owns the actor. No HTTP and no serialisation: the invocation is handed to the
-/// handler as it is and the response is built in place (tags are moved, not copied; an unchanged
-/// state is not sent back at all).
+/// handler as it is and the response is built in place, in the shard's reused one when it answers
+/// at once (tags are moved, not copied; an unchanged state is not sent back at all).
 ///
 /// A handler runs synchronously on the shard thread, so a slow handler delays the other actors
 /// of its shard, exactly as one actor's invocations wait for each other.
@@ -29,9 +29,9 @@ public:
       protocol::pb::ActorInvocation& invocation) override;
 
   /// Runs the action here and now (always: a handler never waits).
-  std::optional<Result<protocol::pb::ActorInvocationResponse>> invoke_now(
-      protocol::pb::ActorInvocation& invocation) override {
-    return dispatcher_->dispatch(invocation);
+  std::optional<Result<void>> invoke_now(protocol::pb::ActorInvocation& invocation,
+                                         protocol::pb::ActorInvocationResponse& response) override {
+    return dispatcher_->dispatch(invocation, response);
   }
 
 private:

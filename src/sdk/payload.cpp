@@ -2,6 +2,7 @@
 
 #include "spawn/payload.hpp"
 
+#include <array>
 #include <string>
 
 #include "spawn/client.hpp"
@@ -30,7 +31,7 @@ google::protobuf::Any pack_json(std::string_view text) {
 }
 
 Result<Json> unpack_json(const google::protobuf::Any& any) {
-  const std::string& name = pb::JSONType::descriptor()->full_name();
+  static const std::string& name = pb::JSONType::descriptor()->full_name();  // looked up once
   if (!type_url_names(any.type_url(), name)) {
     return payload_mismatch(name, any);
   }
@@ -39,6 +40,59 @@ Result<Json> unpack_json(const google::protobuf::Any& any) {
     return payload_unparsable(name, any.value().size());
   }
   return Json{std::move(*json.mutable_content())};
+}
+
+namespace {
+
+/// This thread's spare Anys (take_any()). A few are enough: a handler's state and reply are
+/// given back when its response was applied, before the next handler runs on the thread.
+struct AnyPool {
+  static constexpr std::size_t kSize = 16;
+  /// The largest value buffer a spare Any keeps.
+  static constexpr std::size_t kMaxKeptBytes = 64 * 1024;
+  std::array<google::protobuf::Any*, kSize> spare{};
+  std::size_t count = 0;
+  /// Set once the thread's pool is gone (thread exit): what comes back later is deleted.
+  bool closed = false;
+
+  AnyPool() = default;
+  AnyPool(const AnyPool&) = delete;
+  AnyPool& operator=(const AnyPool&) = delete;
+
+  ~AnyPool() {
+    for (std::size_t i = 0; i < count; ++i) {
+      delete spare[i];
+    }
+    count = 0;
+    closed = true;
+  }
+};
+
+thread_local AnyPool any_pool;
+
+}  // namespace
+
+google::protobuf::Any* take_any() {
+  if (any_pool.count == 0) {  // empty (or closed)
+    return new google::protobuf::Any();
+  }
+  google::protobuf::Any* any = any_pool.spare[--any_pool.count];
+  any->Clear();
+  return any;
+}
+
+void recycle_any(google::protobuf::Any* any) noexcept {
+  if (any == nullptr) {
+    return;
+  }
+  // One that held a large value is not kept: its buffer would stay allocated for as long as the
+  // thread lives.
+  if (any_pool.count == AnyPool::kSize || any_pool.closed
+      || any->value().capacity() > AnyPool::kMaxKeptBytes) {
+    delete any;
+    return;
+  }
+  any_pool.spare[any_pool.count++] = any;
 }
 
 Error payload_mismatch(std::string_view expected, const google::protobuf::Any& got) {

@@ -372,14 +372,15 @@ void ProxyClient::invoke(const pb::InvocationRequest& request, ReplyHandler done
   std::string target = "/api/v1/system/" + path_segment(request.system().name()) + "/actors/"
                        + path_segment(id.name()) + "/invoke";
   asio::co_spawn(impl_->io, impl_->exchange(std::move(target), request.SerializeAsString()),
-                 [done = std::move(done), call = impl_->calls.start()](
-                     std::exception_ptr error, Result<Impl::Answer> answer) mutable {
+                 [done = std::move(done), call = impl_->calls.start(), actor = id.name(),
+                  action = request.action_name()](std::exception_ptr error,
+                                                  Result<Impl::Answer> answer) mutable {
                    if (error) {
                      done(fail(ErrorCode::kInternal, "proxy call: unexpected exception"));
                    } else if (!answer) {
                      done(std::move(answer).error());
                    } else {
-                     done(invocation_response(answer->status, answer->body));
+                     done(invocation_response(answer->status, answer->body), actor, action);
                    }
                  });
 }

@@ -22,8 +22,8 @@ class ProxyTransport final : public Transport {
 public:
   explicit ProxyTransport(std::shared_ptr<ProxyClient> proxy) : proxy_(std::move(proxy)) {}
 
-  void invoke(pb::InvocationRequest& request, ReplyHandler done) override {
-    proxy_->invoke(request, std::move(done));
+  void invoke(RequestPtr& request, ReplyHandler done) override {
+    proxy_->invoke(*request, std::move(done));
   }
 
   Result<void> spawn(std::string system, std::vector<pba::ActorId> ids,

@@ -28,18 +28,26 @@ struct EffectData {
   bool pooled = false;
 };
 
+/// Returns an empty Any from this thread's pool of spare ones (or a new one when it is empty): a
+/// pooled Any keeps its strings' buffers, so packing a value of a type packed before on this thread
+/// allocates nothing.
+google::protobuf::Any* take_any();
+
+/// Gives `any` (may be null) to this thread's pool, which deletes it when it is full.
+void recycle_any(google::protobuf::Any* any) noexcept;
+
 /// An optional Any on the heap: moving one moves a pointer, and the SDK hands the Any itself to
-/// the response it builds (no Any is constructed, swapped and destroyed on the way). Copies copy.
+/// the response it builds (no Any is constructed, swapped and destroyed on the way). Its Anys come
+/// from and go back to the thread's pool (take_any()). Copies copy.
 class AnyBox {
 public:
   AnyBox() = default;
 
-  AnyBox(const AnyBox& other)
-      : any_(other.any_ ? std::make_unique<google::protobuf::Any>(*other.any_) : nullptr) {}
+  AnyBox(const AnyBox& other) : any_(other.any_ ? copy(*other.any_) : nullptr) {}
 
   AnyBox& operator=(const AnyBox& other) {
     if (this != &other) {
-      any_ = other.any_ ? std::make_unique<google::protobuf::Any>(*other.any_) : nullptr;
+      any_.reset(other.any_ ? copy(*other.any_) : nullptr);
     }
     return *this;
   }
@@ -54,12 +62,12 @@ public:
 
   google::protobuf::Any* operator->() const { return any_.get(); }
 
-  /// Returns the held Any, cleared, or a new one.
+  /// Returns the held Any, cleared, or an empty one from the pool.
   google::protobuf::Any& emplace() {
     if (any_) {
       any_->Clear();
     } else {
-      any_ = std::make_unique<google::protobuf::Any>();
+      any_.reset(take_any());
     }
     return *any_;
   }
@@ -68,7 +76,17 @@ public:
   google::protobuf::Any* release() { return any_.release(); }
 
 private:
-  std::unique_ptr<google::protobuf::Any> any_;
+  struct Recycle {
+    void operator()(google::protobuf::Any* any) const noexcept { recycle_any(any); }
+  };
+
+  static google::protobuf::Any* copy(const google::protobuf::Any& from) {
+    google::protobuf::Any* any = take_any();
+    any->CopyFrom(from);
+    return any;
+  }
+
+  std::unique_ptr<google::protobuf::Any, Recycle> any_;
 };
 
 enum class RouteKind : std::uint8_t { kNone, kPipe, kForward };

@@ -85,6 +85,69 @@ TEST(EmbeddedNodeTest, EachCallSeesOnlyItsOwnMetadataAndIdentity) {
   EXPECT_EQ(probe->text, "meta=0 self=probe parent=");
 }
 
+// A shard answers calls in one reused response, and the thread that runs a call reads the answer
+// from one reused message too: nothing of a call's state, tags or reply may reach the next one.
+TEST(EmbeddedNodeTest, ReusedResponsesCarryNothingOfThePreviousCall) {
+  ActorSystem system("responses");
+  for (const char* name : {"a", "b"}) {
+    system.actor<Json>(name)
+        .action("set",
+                [](Context<Json>& ctx, const Json& in) { return ctx.value().state(in).reply(in); })
+        .action("tag", [](Context<Json>& ctx) { return ctx.value().tag("k", "v"); })
+        .action("quiet", [](Context<Json>&) {})
+        .action("deposit",
+                [](Context<Json>& ctx) {
+                  sdk_test::Deposit out;
+                  out.set_amount(5);
+                  return ctx.value().reply(out);
+                })
+        .action("peek", [](Context<Json>& ctx) {
+          return ctx.value().reply(
+              Json{"state=" + ctx.state().text + " tags=" + std::to_string(ctx.tags().size())});
+        });
+  }
+  EmbeddedOptions options;
+  options.threads = 1;  // every call on the same shard
+  auto node = Node::embedded(system, options);
+  ASSERT_TRUE(node) << node.error().message;
+  Client client = node->client();
+  auto a = client.actor("a");
+  auto b = client.actor("b");
+  ASSERT_TRUE(a.invoke<Json>("peek"));  // both active from here on: answered at once
+  ASSERT_TRUE(b.invoke<Json>("peek"));
+
+  auto set = a.invoke<Json>("set", Json{"two"});
+  ASSERT_TRUE(set) << set.error().message;
+  EXPECT_EQ(set->text, "two");
+  // A reply of another type: packed in an Any a Json reply used before.
+  auto deposit = b.invoke<sdk_test::Deposit>("deposit");
+  ASSERT_TRUE(deposit) << deposit.error().message;
+  EXPECT_EQ(deposit->amount(), 5);
+  auto wrong = b.invoke<Json>("deposit");
+  ASSERT_FALSE(wrong);
+  EXPECT_NE(wrong.error().message.find("invoke 'deposit' on actor 'b': reply"), std::string::npos)
+      << wrong.error().message;
+  // No reply: the previous call's reply is not answered again.
+  auto quiet = b.invoke<Json>("quiet");
+  ASSERT_FALSE(quiet);
+  EXPECT_EQ(quiet.error().code, ErrorCode::kInvalidArgument) << quiet.error().message;
+  // No state set: b keeps its own (none), not the state a's call left in the response.
+  ASSERT_TRUE(a.invoke("tag"));
+  auto peek = b.invoke<Json>("peek");
+  ASSERT_TRUE(peek) << peek.error().message;
+  EXPECT_EQ(peek->text, "state= tags=0");
+  peek = a.invoke<Json>("peek");
+  ASSERT_TRUE(peek) << peek.error().message;
+  EXPECT_EQ(peek->text, "state=two tags=1");
+  ASSERT_TRUE(b.invoke("quiet"));
+  auto got = a.invoke<Json>("get");
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(got->text, "two");
+  got = b.invoke<Json>("get");
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(got->text, "");  // b's own state: the default of its type
+}
+
 // A thread builds its calls in one reused request, and a call started on its actor's shard
 // borrows it: nothing of a call may reach the next one built in it.
 TEST(EmbeddedNodeTest, ChainedCallsSeeOnlyTheirOwnInputAndMetadata) {
