@@ -15,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <google/protobuf/arena.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -211,6 +212,26 @@ Reply make_reply(unsigned status, std::string_view content_type, std::string bod
   return Reply{status, content_type, std::move(body), {}};
 }
 
+/// What a connection keeps from one invocation to the next (invoke_api()): the protobuf arena the
+/// request and the answer's echo are made on, reset for every invocation (its first block stays,
+/// so a common request allocates nothing for them), and the buffer its answer is serialized into.
+struct InvocationScratch {
+  static constexpr std::size_t kFirstBlockBytes = 2048;
+
+  InvocationScratch() : arena(first_block_options(first_block)) {}
+
+  static google::protobuf::ArenaOptions first_block_options(std::array<char, kFirstBlockBytes>& b) {
+    google::protobuf::ArenaOptions options;
+    options.initial_block = b.data();
+    options.initial_block_size = b.size();
+    return options;
+  }
+
+  alignas(std::max_align_t) std::array<char, kFirstBlockBytes> first_block;
+  google::protobuf::Arena arena;
+  std::string answer;
+};
+
 /// Writes `reply` as an HTTP response to `out` (cleared first).
 void serialize(const Reply& reply, unsigned version, bool keep_alive, std::string& out) {
   out.clear();
@@ -383,6 +404,7 @@ struct HttpServer::Listener {
     RequestHead head;
     std::string body;
     std::string out;
+    std::unique_ptr<InvocationScratch> scratch;  // made by the connection's first invocation
     for (;;) {
       http_codec::RequestParser parser(head, body);
       parser.body_limit(server.options_.max_body_bytes);
@@ -407,8 +429,11 @@ struct HttpServer::Listener {
         co_await stream_events(connection.socket, std::move(target.topic));
         break;
       }
-      Reply reply = co_await handle(target, head, body);
+      Reply reply = co_await handle(target, head, body, scratch);
       serialize(reply, head.version, keep_alive, out);
+      if (target.route == Route::kInvoke && scratch) {
+        scratch->answer = std::move(reply.body);  // its capacity serves the next answer
+      }
       beast::error_code write_ec;
       const std::size_t sent = http_codec::write_now(connection.socket, out, write_ec);
       if (!write_ec && sent < out.size()) {
@@ -545,9 +570,13 @@ struct HttpServer::Listener {
   /// Not a coroutine: an invocation, the hot route, runs in invoke_api()'s frame alone, one frame
   /// fewer per call (Asio's per-thread recycling cache misses more the more frames of different
   /// sizes a call interleaves); every other request goes through handle_other().
-  Task<Reply> handle(const Target& target, const RequestHead& head, const std::string& body) {
+  Task<Reply> handle(const Target& target, const RequestHead& head, const std::string& body,
+                     std::unique_ptr<InvocationScratch>& scratch) {
     if (target.route == Route::kInvoke && head.method == http::verb::post) {
-      return invoke_api(target, body);
+      if (!scratch) {
+        scratch = std::make_unique<InvocationScratch>();
+      }
+      return invoke_api(target, body, *scratch);
     }
     return handle_other(target, head, body);
   }
@@ -724,30 +753,38 @@ struct HttpServer::Listener {
     }
   }
 
-  /// Answers an invocation (a POST to kInvoke), counted in the metrics.
-  Task<Reply> invoke_api(const Target& target, std::string_view body) {
-    pb::InvocationRequest request;
-    if (!request.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+  /// Answers an invocation (a POST to kInvoke), counted in the metrics. The request and the
+  /// echo are made on the connection's arena, whose previous invocation is over.
+  Task<Reply> invoke_api(const Target& target, std::string_view body, InvocationScratch& scratch) {
+    scratch.arena.Reset();
+    auto* request = google::protobuf::Arena::CreateMessage<pb::InvocationRequest>(&scratch.arena);
+    if (!request->ParseFromArray(body.data(), static_cast<int>(body.size()))) {
       co_return api_reply(
           target.route, failure(target.route, fail(ErrorCode::kInvalidArgument,
                                                    "invoke: the body is not an InvocationRequest ("
                                                        + std::to_string(body.size()) + " bytes)")));
     }
-    if (request.actor().id().system().empty() && request.system().name().empty()) {
-      request.mutable_system()->set_name(target.system);
+    if (request->actor().id().system().empty() && request->system().name().empty()) {
+      request->mutable_system()->set_name(target.system);
     }
     // The answer echoes the request's system and actor (PROTOCOL.md §3); the runtime leaves
-    // that to the wire.
-    auto system = std::make_unique<pba::ActorSystem>(request.system());
-    auto actor = std::make_unique<pba::Actor>(request.actor());
-    auto invoking = server.runtime_.invoke(std::move(request));
+    // that to the wire, and may move parts of the request away, so they are copied first.
+    auto* system = google::protobuf::Arena::CreateMessage<pba::ActorSystem>(&scratch.arena);
+    system->CopyFrom(request->system());
+    auto* actor = google::protobuf::Arena::CreateMessage<pba::Actor>(&scratch.arena);
+    actor->CopyFrom(request->actor());
+    auto invoking = server.runtime_.invoke_lent(*request);
     auto response = co_await std::move(invoking);
     if (!response) {
       co_return api_reply(target.route, failure(target.route, response.error()));
     }
-    response->set_allocated_system(system.release());
-    response->set_allocated_actor(actor.release());
-    co_return api_reply(target.route, std::pair{200U, response->SerializeAsString()});
+    // Lent to the response for its serialization alone: they are the arena's.
+    response->unsafe_arena_set_allocated_system(system);
+    response->unsafe_arena_set_allocated_actor(actor);
+    response->SerializeToString(&scratch.answer);
+    response->unsafe_arena_release_system();
+    response->unsafe_arena_release_actor();
+    co_return api_reply(target.route, std::pair{200U, std::move(scratch.answer)});
   }
 
   /// The reply of an API call that answered `answer` (status, protobuf body), counted.

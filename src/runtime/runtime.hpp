@@ -75,6 +75,12 @@ public:
   /// kShuttingDown.
   Task<Result<protocol::pb::InvocationResponse>> invoke(protocol::pb::InvocationRequest request);
 
+  /// invoke() on a request that stays the caller's (e.g. one made on the caller's protobuf arena,
+  /// which invoke() would copy): it must outlive the call and is left valid but unspecified (the
+  /// runtime may move parts of it away).
+  Task<Result<protocol::pb::InvocationResponse>> invoke_lent(
+      protocol::pb::InvocationRequest& request);
+
   /// What invoke_now() did: the response when the call ran to the end at once; otherwise the
   /// rest of a call that started (a checkpoint to save, a workflow to run), to await; neither
   /// when it did not start.
@@ -140,7 +146,9 @@ private:
   Shard& shard_for(const statestore::ActorKey& key);
   Task<Result<void>> spawn_here(const std::vector<protocol::pba::ActorId>& ids,
                                 std::optional<std::int64_t> revision);
-  Task<Result<protocol::pb::InvocationResponse>> route(protocol::pb::InvocationRequest request,
+  /// Runs `*lent`, or `owned` when `lent` is null (invoke(), invoke_lent()).
+  Task<Result<protocol::pb::InvocationResponse>> route(protocol::pb::InvocationRequest owned,
+                                                       protocol::pb::InvocationRequest* lent,
                                                        int hops);
   /// The rarer ways of route(): spawns the child `request` registers, then schedules, sends to
   /// another node or posts the invocation; nullopt when it still has to run here, as a plain call.
