@@ -236,25 +236,30 @@ inline Task<beast::error_code> write_rest(asio::ip::tcp::socket& socket, std::st
 inline void append_response_head(std::string& out, unsigned status, unsigned version,
                                  bool keep_alive, std::string_view content_type,
                                  std::string_view extra, std::size_t content_length) {
-  out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
   char number[24];
-  auto end = std::to_chars(number, number + sizeof number, status).ptr;
-  out.append(number, end);
-  out += ' ';
-  auto reason = http::obsolete_reason(static_cast<http::status>(status));
-  out.append(reason.data(), reason.size());
-  out += "\r\nContent-Type: ";
-  out += content_type;
-  out += "\r\n";
-  out += extra;
-  if (version >= 11 && !keep_alive) {
-    out += "Connection: close\r\n";
-  } else if (version < 11 && keep_alive) {
-    out += "Connection: keep-alive\r\n";
+  if (status == 200 && version == 11 && keep_alive && extra.empty()) {
+    // The usual answer (every successful invocation), in fewer steps.
+    out += "HTTP/1.1 200 OK\r\nContent-Type: ";
+    out += content_type;
+    out += "\r\nContent-Length: ";
+  } else {
+    out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    out.append(number, std::to_chars(number, number + sizeof number, status).ptr);
+    out += ' ';
+    auto reason = http::obsolete_reason(static_cast<http::status>(status));
+    out.append(reason.data(), reason.size());
+    out += "\r\nContent-Type: ";
+    out += content_type;
+    out += "\r\n";
+    out += extra;
+    if (version >= 11 && !keep_alive) {
+      out += "Connection: close\r\n";
+    } else if (version < 11 && keep_alive) {
+      out += "Connection: keep-alive\r\n";
+    }
+    out += "Content-Length: ";
   }
-  out += "Content-Length: ";
-  end = std::to_chars(number, number + sizeof number, content_length).ptr;
-  out.append(number, end);
+  out.append(number, std::to_chars(number, number + sizeof number, content_length).ptr);
   out += "\r\n\r\n";
 }
 

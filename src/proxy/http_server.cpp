@@ -214,8 +214,7 @@ Reply make_reply(unsigned status, std::string_view content_type, std::string bod
 
 /// What a connection keeps from one invocation to the next (HttpServer's session()): the protobuf
 /// arena the request and the answer's echo are made on, reset for every invocation (its first block
-/// stays, so a common request allocates nothing for them), and the buffer its answer is serialized
-/// into.
+/// stays, so a common request allocates nothing for them).
 struct InvocationScratch {
   static constexpr std::size_t kFirstBlockBytes = 2048;
 
@@ -233,7 +232,6 @@ struct InvocationScratch {
   /// The copies of the request's system and actor the answer echoes, on `arena`.
   protocol::pba::ActorSystem* system = nullptr;
   protocol::pba::Actor* actor = nullptr;
-  std::string answer;
 };
 
 /// Writes `reply` as an HTTP response to `out` (cleared first).
@@ -445,8 +443,8 @@ struct HttpServer::Listener {
         break;
       }
       Reply reply;
-      const bool invocation = target.route == Route::kInvoke && head.method == http::verb::post;
-      if (invocation) {
+      bool written = false;  // the whole answer is in `out` already
+      if (target.route == Route::kInvoke && head.method == http::verb::post) {
         if (!scratch) {
           scratch = std::make_unique<InvocationScratch>();
         }
@@ -454,15 +452,15 @@ struct HttpServer::Listener {
         if (request != nullptr) {
           auto invoking = server.runtime_.invoke_lent(*request);
           auto response = co_await std::move(invoking);
-          reply = finish_invocation(target, response, *scratch);
+          written =
+              finish_invocation(target, response, *scratch, head.version, keep_alive, out, reply);
         }
       } else {
         auto handling = handle_other(target, head, body);
         reply = co_await std::move(handling);
       }
-      serialize(reply, head.version, keep_alive, out);
-      if (invocation) {
-        scratch->answer = std::move(reply.body);  // its capacity serves the next answer
+      if (!written) {
+        serialize(reply, head.version, keep_alive, out);
       }
       beast::error_code write_ec;
       const std::size_t sent = http_codec::write_now(connection.socket, out, write_ec);
@@ -795,20 +793,30 @@ struct HttpServer::Listener {
     return request;
   }
 
-  /// The answer to an invocation start_invocation() began and the runtime answered with
-  /// `response`, counted in the metrics.
-  Reply finish_invocation(const Target& target, Result<pb::InvocationResponse>& response,
-                          InvocationScratch& scratch) {
+  /// Answers an invocation start_invocation() began and the runtime answered with `response`,
+  /// counted in the metrics: a success is written to `out` as a whole HTTP response (returns
+  /// true), its body serialized in place; a failure is set as `reply` (returns false).
+  bool finish_invocation(const Target& target, Result<pb::InvocationResponse>& response,
+                         InvocationScratch& scratch, unsigned version, bool keep_alive,
+                         std::string& out, Reply& reply) {
     if (!response) {
-      return api_reply(target.route, failure(target.route, response.error()));
+      reply = api_reply(target.route, failure(target.route, response.error()));
+      return false;
     }
+    server.metrics_.count(endpoint_of(target.route), 200);
     // Lent to the response for its serialization alone: they are the arena's.
     response->unsafe_arena_set_allocated_system(scratch.system);
     response->unsafe_arena_set_allocated_actor(scratch.actor);
-    response->SerializeToString(&scratch.answer);
+    const std::size_t size = response->ByteSizeLong();
+    out.clear();
+    http_codec::append_response_head(out, 200, version, keep_alive, kProtobufType, {}, size);
+    // The sizes ByteSizeLong() cached: SerializeToString() would compute them all again.
+    const std::size_t at = out.size();
+    out.resize(at + size);
+    response->SerializeWithCachedSizesToArray(reinterpret_cast<std::uint8_t*>(out.data() + at));
     response->unsafe_arena_release_system();
     response->unsafe_arena_release_actor();
-    return api_reply(target.route, std::pair{200U, std::move(scratch.answer)});
+    return true;
   }
 
   /// The reply of an API call that answered `answer` (status, protobuf body), counted.
