@@ -154,16 +154,15 @@ Runtime::Runtime(RuntimeOptions options, const HostFactory& host_factory, states
         [this](statestore::ScheduledInvocation entry) { return run_scheduled(std::move(entry)); });
   }
   if (cluster_ != nullptr) {
-    cluster_->attach([this](pb::InvocationRequest request,
-                            int hops) { return route(std::move(request), nullptr, hops); },
-                     [this](const ActorKey& key) { return shard_for(key).executor(); },
-                     [this] { return active_count(); },
-                     [this] {
-                       asio::co_spawn(shards_.front()->executor(), deactivate_all(),
-                                      [](std::exception_ptr e) {
-                                        common::log_exception(e, "releasing every actor");
-                                      });
-                     });
+    cluster_->attach(
+        [this](pb::InvocationRequest request, int hops) { return route(std::move(request), hops); },
+        [this](const ActorKey& key) { return shard_for(key).executor(); },
+        [this] { return active_count(); },
+        [this] {
+          asio::co_spawn(shards_.front()->executor(), deactivate_all(), [](std::exception_ptr e) {
+            common::log_exception(e, "releasing every actor");
+          });
+        });
     if (scheduler_) {
       // One node of the cluster runs the stored invocations, so that each runs once.
       scheduler_->set_gate([cluster] { return cluster->runs_scheduler(); });
@@ -330,15 +329,15 @@ Task<Result<std::vector<ActorInfo>>> Runtime::actors(std::string system) {
 }
 
 Task<Result<pb::InvocationResponse>> Runtime::invoke(pb::InvocationRequest request) {
-  return route(std::move(request), nullptr, 0);  // no coroutine of its own: one frame less
+  return route(std::move(request), 0);  // no coroutine of its own: one frame less per request
 }
 
 Task<Result<pb::InvocationResponse>> Runtime::invoke_lent(pb::InvocationRequest& request) {
-  return route(pb::InvocationRequest(), &request, 0);
+  return route(pb::InvocationRequest(), 0, &request);
 }
 
-Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest owned,
-                                                    pb::InvocationRequest* lent, int hops) {
+Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest owned, int hops,
+                                                    pb::InvocationRequest* lent) {
   // This frame stays under the 1,020 bytes Asio recycles (src/common/CMakeLists.txt), so a call
   // costs no malloc for it: GCC 12 keeps every local and co_await temporary of the whole function
   // in the frame, taken branch or not, so the rarer ways live in coroutines of their own

@@ -147,9 +147,9 @@ private:
   Task<Result<void>> spawn_here(const std::vector<protocol::pba::ActorId>& ids,
                                 std::optional<std::int64_t> revision);
   /// Runs `*lent`, or `owned` when `lent` is null (invoke(), invoke_lent()).
-  Task<Result<protocol::pb::InvocationResponse>> route(protocol::pb::InvocationRequest owned,
-                                                       protocol::pb::InvocationRequest* lent,
-                                                       int hops);
+  Task<Result<protocol::pb::InvocationResponse>> route(
+      protocol::pb::InvocationRequest owned, int hops,
+      protocol::pb::InvocationRequest* lent = nullptr);
   /// The rarer ways of route(): spawns the child `request` registers, then schedules, sends to
   /// another node or posts the invocation; nullopt when it still has to run here, as a plain call.
   /// May move `key` and `request` away when it answers.
