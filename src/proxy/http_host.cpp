@@ -127,8 +127,15 @@ Task<Result<pb::ActorInvocationResponse>> HttpHost::invoke(pb::ActorInvocation& 
     } else {
       http_codec::ResponseParser parser(connection->body);
       parser.body_limit(options_.max_body_bytes);
-      beast::error_code read_error =
-          co_await http_codec::read_message(timed.socket, connection->buffer, parser);
+      beast::error_code read_error;
+      std::size_t size = 0;
+      while (!http_codec::parse_buffered(parser, connection->buffer, read_error, size)) {
+        auto [read_ec, n] = co_await http_codec::async_read_some_drained(
+            timed.socket, connection->buffer.prepare(size), kUseTask);
+        if (http_codec::take_read(parser, connection->buffer, read_ec, n, read_error)) {
+          break;
+        }
+      }
       deadlines_.clear(timed);
       if (timed.timed_out) {
         read_error = beast::error::timeout;

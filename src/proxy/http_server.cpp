@@ -15,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <google/protobuf/arena.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -211,6 +212,28 @@ Reply make_reply(unsigned status, std::string_view content_type, std::string bod
   return Reply{status, content_type, std::move(body), {}};
 }
 
+/// What a connection keeps from one invocation to the next (HttpServer's session()): the protobuf
+/// arena the request and the answer's echo are made on, reset for every invocation (its first block
+/// stays, so a common request allocates nothing for them).
+struct InvocationScratch {
+  static constexpr std::size_t kFirstBlockBytes = 2048;
+
+  InvocationScratch() : arena(first_block_options(first_block)) {}
+
+  static google::protobuf::ArenaOptions first_block_options(std::array<char, kFirstBlockBytes>& b) {
+    google::protobuf::ArenaOptions options;
+    options.initial_block = b.data();
+    options.initial_block_size = b.size();
+    return options;
+  }
+
+  alignas(std::max_align_t) std::array<char, kFirstBlockBytes> first_block;
+  google::protobuf::Arena arena;
+  /// The copies of the request's system and actor the answer echoes, on `arena`.
+  protocol::pba::ActorSystem* system = nullptr;
+  protocol::pba::Actor* actor = nullptr;
+};
+
 /// Writes `reply` as an HTTP response to `out` (cleared first).
 void serialize(const Reply& reply, unsigned version, bool keep_alive, std::string& out) {
   out.clear();
@@ -376,19 +399,31 @@ struct HttpServer::Listener {
 
   /// Serves one connection: requests one after the other (keep-alive), each read, answered and
   /// written with buffers the connection keeps. A connection idle (or not taking the answer)
-  /// for kIdleTimeout is closed by `deadlines`.
+  /// for kIdleTimeout is closed by `deadlines`. The request is read and an invocation, the hot
+  /// route, is answered in this frame, which lives as long as the connection: no frame of their
+  /// own per request (Asio's per-thread recycling cache misses more the more frames a call
+  /// interleaves); every other request goes through handle_other().
   Task<void> session(tcp::socket socket) {
     http_codec::Timed connection(std::move(socket));
     beast::flat_buffer buffer;
     RequestHead head;
     std::string body;
     std::string out;
+    std::unique_ptr<InvocationScratch> scratch;  // made by the connection's first invocation
     for (;;) {
       http_codec::RequestParser parser(head, body);
       parser.body_limit(server.options_.max_body_bytes);
       parser.header_limit(kMaxHeaderBytes);
       deadlines.set(connection, Clock::now() + kIdleTimeout);
-      beast::error_code ec = co_await http_codec::read_message(connection.socket, buffer, parser);
+      beast::error_code ec;
+      std::size_t size = 0;
+      while (!http_codec::parse_buffered(parser, buffer, ec, size)) {
+        auto [read_ec, n] = co_await http_codec::async_read_some_drained(
+            connection.socket, buffer.prepare(size), kUseTask);
+        if (http_codec::take_read(parser, buffer, read_ec, n, ec)) {
+          break;
+        }
+      }
       if (connection.timed_out || ec == http::error::end_of_stream || ec == asio::error::eof
           || ec == asio::error::connection_reset) {
         break;
@@ -407,8 +442,26 @@ struct HttpServer::Listener {
         co_await stream_events(connection.socket, std::move(target.topic));
         break;
       }
-      Reply reply = co_await handle(target, head, body);
-      serialize(reply, head.version, keep_alive, out);
+      Reply reply;
+      bool written = false;  // the whole answer is in `out` already
+      if (target.route == Route::kInvoke && head.method == http::verb::post) {
+        if (!scratch) {
+          scratch = std::make_unique<InvocationScratch>();
+        }
+        pb::InvocationRequest* request = start_invocation(target, body, *scratch, reply);
+        if (request != nullptr) {
+          auto invoking = server.runtime_.invoke_lent(*request);
+          auto response = co_await std::move(invoking);
+          written =
+              finish_invocation(target, response, *scratch, head.version, keep_alive, out, reply);
+        }
+      } else {
+        auto handling = handle_other(target, head, body);
+        reply = co_await std::move(handling);
+      }
+      if (!written) {
+        serialize(reply, head.version, keep_alive, out);
+      }
       beast::error_code write_ec;
       const std::size_t sent = http_codec::write_now(connection.socket, out, write_ec);
       if (!write_ec && sent < out.size()) {
@@ -542,16 +595,6 @@ struct HttpServer::Listener {
     }
   }
 
-  /// Not a coroutine: an invocation, the hot route, runs in invoke_api()'s frame alone, one frame
-  /// fewer per call (Asio's per-thread recycling cache misses more the more frames of different
-  /// sizes a call interleaves); every other request goes through handle_other().
-  Task<Reply> handle(const Target& target, const RequestHead& head, const std::string& body) {
-    if (target.route == Route::kInvoke && head.method == http::verb::post) {
-      return invoke_api(target, body);
-    }
-    return handle_other(target, head, body);
-  }
-
   Task<Reply> handle_other(const Target& target, const RequestHead& head, const std::string& body) {
     const bool is_get = head.method == http::verb::get;
     const bool is_post = head.method == http::verb::post;
@@ -579,7 +622,7 @@ struct HttpServer::Listener {
       case Route::kRegister:
       case Route::kSpawn:
       case Route::kSaga:
-      case Route::kInvoke: {  // a POST to kInvoke went to invoke_api() before this
+      case Route::kInvoke: {  // a POST to kInvoke was answered by session() before this
         if (!is_post) {
           Error error = fail(ErrorCode::kInvalidArgument,
                              head.method_name + " " + head.target + ": use POST");
@@ -645,9 +688,9 @@ struct HttpServer::Listener {
                         answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
   }
 
-  /// Registration, spawning and sagas; the invocation has a frame of its own, invoke_api()'s,
-  /// that stays under the 1,020 bytes Asio recycles (GCC 12 keeps every local of a coroutine in
-  /// its frame, taken branch or not).
+  /// Registration, spawning and sagas; the invocation runs in session()'s frame. This frame stays
+  /// under the 1,020 bytes Asio recycles (GCC 12 keeps every local of a coroutine in its frame,
+  /// taken branch or not).
   Task<std::pair<unsigned, std::string>> admin_api(const Target& target, std::string_view body) {
     switch (target.route) {
       case Route::kRegister: {
@@ -724,30 +767,56 @@ struct HttpServer::Listener {
     }
   }
 
-  /// Answers an invocation (a POST to kInvoke), counted in the metrics.
-  Task<Reply> invoke_api(const Target& target, std::string_view body) {
-    pb::InvocationRequest request;
-    if (!request.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
-      co_return api_reply(
-          target.route, failure(target.route, fail(ErrorCode::kInvalidArgument,
+  /// Begins answering an invocation (a POST to kInvoke): returns its request, made on the
+  /// connection's arena (whose previous invocation is over) with copies of its system and actor
+  /// for the echo, to run; or null with the error `reply` when the body is no request.
+  pb::InvocationRequest* start_invocation(const Target& target, std::string_view body,
+                                          InvocationScratch& scratch, Reply& reply) {
+    scratch.arena.Reset();
+    auto* request = google::protobuf::Arena::CreateMessage<pb::InvocationRequest>(&scratch.arena);
+    if (!request->ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+      reply = api_reply(target.route,
+                        failure(target.route, fail(ErrorCode::kInvalidArgument,
                                                    "invoke: the body is not an InvocationRequest ("
                                                        + std::to_string(body.size()) + " bytes)")));
+      return nullptr;
     }
-    if (request.actor().id().system().empty() && request.system().name().empty()) {
-      request.mutable_system()->set_name(target.system);
+    if (request->actor().id().system().empty() && request->system().name().empty()) {
+      request->mutable_system()->set_name(target.system);
     }
     // The answer echoes the request's system and actor (PROTOCOL.md §3); the runtime leaves
-    // that to the wire.
-    auto system = std::make_unique<pba::ActorSystem>(request.system());
-    auto actor = std::make_unique<pba::Actor>(request.actor());
-    auto invoking = server.runtime_.invoke(std::move(request));
-    auto response = co_await std::move(invoking);
+    // that to the wire, and may move parts of the request away, so they are copied first.
+    scratch.system = google::protobuf::Arena::CreateMessage<pba::ActorSystem>(&scratch.arena);
+    scratch.system->CopyFrom(request->system());
+    scratch.actor = google::protobuf::Arena::CreateMessage<pba::Actor>(&scratch.arena);
+    scratch.actor->CopyFrom(request->actor());
+    return request;
+  }
+
+  /// Answers an invocation start_invocation() began and the runtime answered with `response`,
+  /// counted in the metrics: a success is written to `out` as a whole HTTP response (returns
+  /// true), its body serialized in place; a failure is set as `reply` (returns false).
+  bool finish_invocation(const Target& target, Result<pb::InvocationResponse>& response,
+                         InvocationScratch& scratch, unsigned version, bool keep_alive,
+                         std::string& out, Reply& reply) {
     if (!response) {
-      co_return api_reply(target.route, failure(target.route, response.error()));
+      reply = api_reply(target.route, failure(target.route, response.error()));
+      return false;
     }
-    response->set_allocated_system(system.release());
-    response->set_allocated_actor(actor.release());
-    co_return api_reply(target.route, std::pair{200U, response->SerializeAsString()});
+    server.metrics_.count(endpoint_of(target.route), 200);
+    // Lent to the response for its serialization alone: they are the arena's.
+    response->unsafe_arena_set_allocated_system(scratch.system);
+    response->unsafe_arena_set_allocated_actor(scratch.actor);
+    const std::size_t size = response->ByteSizeLong();
+    out.clear();
+    http_codec::append_response_head(out, 200, version, keep_alive, kProtobufType, {}, size);
+    // The sizes ByteSizeLong() cached: SerializeToString() would compute them all again.
+    const std::size_t at = out.size();
+    out.resize(at + size);
+    response->SerializeWithCachedSizesToArray(reinterpret_cast<std::uint8_t*>(out.data() + at));
+    response->unsafe_arena_release_system();
+    response->unsafe_arena_release_actor();
+    return true;
   }
 
   /// The reply of an API call that answered `answer` (status, protobuf body), counted.

@@ -347,7 +347,12 @@ Task<Result<pb::InvocationResponse>> Runtime::invoke(pb::InvocationRequest reque
   return route(std::move(request), 0);  // no coroutine of its own: one frame less per request
 }
 
-Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest request, int hops) {
+Task<Result<pb::InvocationResponse>> Runtime::invoke_lent(pb::InvocationRequest& request) {
+  return route(pb::InvocationRequest(), 0, &request);
+}
+
+Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest owned, int hops,
+                                                    pb::InvocationRequest* lent) {
   // This frame stays under the 1,020 bytes Asio recycles (src/common/CMakeLists.txt), so a call
   // costs no malloc for it: GCC 12 keeps every local and co_await temporary of the whole function
   // in the frame, taken branch or not, so the rarer ways live in coroutines of their own
@@ -356,6 +361,7 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest reques
     co_return fail(ErrorCode::kShuttingDown, "proxy is shutting down: invocation refused");
   }
   InFlight in_flight(in_flight_);
+  pb::InvocationRequest& request = lent != nullptr ? *lent : owned;
   const auto& id = request.actor().id();
   std::string system = id.system().empty() ? request.system().name() : id.system();
   if (id.name().empty()) {

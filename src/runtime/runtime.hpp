@@ -75,6 +75,12 @@ public:
   /// kShuttingDown.
   Task<Result<protocol::pb::InvocationResponse>> invoke(protocol::pb::InvocationRequest request);
 
+  /// invoke() on a request that stays the caller's (e.g. one made on the caller's protobuf arena,
+  /// which invoke() would copy): it must outlive the call and is left valid but unspecified (the
+  /// runtime may move parts of it away).
+  Task<Result<protocol::pb::InvocationResponse>> invoke_lent(
+      protocol::pb::InvocationRequest& request);
+
   /// What invoke_now() did: answered when the call ran to the end at once (ok: the response is in
   /// the caller's message; or the error); otherwise the rest of a call that started (a checkpoint
   /// to save, a workflow to run), to await; neither when it did not start.
@@ -143,8 +149,10 @@ private:
   Shard& shard_for(const statestore::ActorKey& key);
   Task<Result<void>> spawn_here(const std::vector<protocol::pba::ActorId>& ids,
                                 std::optional<std::int64_t> revision);
-  Task<Result<protocol::pb::InvocationResponse>> route(protocol::pb::InvocationRequest request,
-                                                       int hops);
+  /// Runs `*lent`, or `owned` when `lent` is null (invoke(), invoke_lent()).
+  Task<Result<protocol::pb::InvocationResponse>> route(
+      protocol::pb::InvocationRequest owned, int hops,
+      protocol::pb::InvocationRequest* lent = nullptr);
   /// The rarer ways of route(): spawns the child `request` registers, then schedules, sends to
   /// another node or posts the invocation; nullopt when it still has to run here, as a plain call.
   /// May move `key` and `request` away when it answers.

@@ -670,16 +670,22 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& reque
   const auto window = request_timeout(request, options_.default_request_timeout);
   // The invocation is built in the shard's scratch message, whose parts stay allocated from one
   // call to the next, so a host that answers at once (in-process) costs no allocation for it. A
-  // host that suspends takes it over: other calls run on this shard meanwhile.
-  pb::ActorInvocation own;
-  pb::ActorInvocation* invocation = scratch_in_use_ ? &own : &scratch_;
+  // host that suspends takes it over into a spare message (other calls run on this shard
+  // meanwhile), which goes back to the shard's spares afterwards: its parts stay allocated too.
+  std::unique_ptr<pb::ActorInvocation> own;
+  pb::ActorInvocation* invocation = &scratch_;
+  if (scratch_in_use_) {
+    own = take_spare_invocation();
+    invocation = own.get();
+  }
   scratch_in_use_ = true;
   lend(entity, request, *invocation);
   auto answered = answer_now(*invocation);
   if (!answered) {
     if (invocation == &scratch_) {
-      own.Swap(&scratch_);
-      invocation = &own;
+      own = take_spare_invocation();
+      own->Swap(&scratch_);
+      invocation = own.get();
       scratch_in_use_ = false;
     }
     // The first try is awaited here, not in a coroutine of its own: one frame fewer per call
@@ -697,6 +703,8 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& reque
   give_back(*invocation, request);
   if (invocation == &scratch_) {
     scratch_in_use_ = false;
+  } else {
+    keep_spare_invocation(std::move(own));
   }
   entity.last_used = Clock::now();
   if (!*answered) {
@@ -714,6 +722,25 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& reque
     }
   }
   co_return outcome_of(**answered);
+}
+
+std::unique_ptr<pb::ActorInvocation> Shard::take_spare_invocation() {
+  if (spare_invocations_.empty()) {
+    return std::make_unique<pb::ActorInvocation>();
+  }
+  auto spare = std::move(spare_invocations_.back());
+  spare_invocations_.pop_back();
+  return spare;
+}
+
+void Shard::keep_spare_invocation(std::unique_ptr<pb::ActorInvocation> invocation) {
+  // As many as calls were in flight at once, up to a bound; a large state is not kept.
+  constexpr std::size_t kMaxSpares = 256;
+  constexpr std::size_t kMaxKeptStateBytes = 64 * 1024;
+  if (spare_invocations_.size() < kMaxSpares
+      && invocation->current_context().state().value().capacity() <= kMaxKeptStateBytes) {
+    spare_invocations_.push_back(std::move(invocation));
+  }
 }
 
 Shard::Now Shard::invoke_now(const ActorKey& key, pb::InvocationRequest& request) {

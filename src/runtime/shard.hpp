@@ -218,6 +218,10 @@ private:
   Task<Result<Outcome>> finish_checkpoint(Entity& entity, Outcome outcome, std::string action);
   /// Sets every field of `invocation` for running `request` on `entity`; the request's payload
   /// and metadata are lent to it (give_back() returns them).
+  /// A spare invocation message (handle()), or a new one when there is none.
+  std::unique_ptr<protocol::pb::ActorInvocation> take_spare_invocation();
+  /// Keeps `invocation`, which a host had, for a later take_spare_invocation().
+  void keep_spare_invocation(std::unique_ptr<protocol::pb::ActorInvocation> invocation);
   static void lend(const Entity& entity, protocol::pb::InvocationRequest& request,
                    protocol::pb::ActorInvocation& invocation);
   static void give_back(protocol::pb::ActorInvocation& invocation,
@@ -289,6 +293,9 @@ private:
   /// (Now::reply), which reads it before the shard runs anything else; a call that needs its
   /// response longer (a checkpoint, a workflow, an awaited call) moves it away.
   protocol::pb::ActorInvocationResponse reply_;
+  /// Invocations a suspending host had (handle()), kept for the next such calls with their parts
+  /// allocated; every field is set again before use (lend()).
+  std::vector<std::unique_ptr<protocol::pb::ActorInvocation>> spare_invocations_;
 
   std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<>> wakeups_;
   asio::steady_timer wakeup_timer_;

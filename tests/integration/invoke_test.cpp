@@ -192,6 +192,43 @@ TEST_F(ProxyInvokeTest, ResponseEchoesSystemAndActor) {
   EXPECT_EQ(response.actor().id().name(), "echoed");
 }
 
+TEST_F(ProxyInvokeTest, NothingOfARequestCarriesOverToTheNextOnTheSameConnection) {
+  // A connection reuses its memory for each invocation (the server's InvocationScratch): the
+  // second request must reach the host and be answered as if it were the first.
+  ASSERT_TRUE(register_actors(
+      {{.name = "first", .actions = {"inc"}, .stateful = false, .initial_state = "0"},
+       {.name = "second", .actions = {"inc"}, .stateful = false, .initial_state = "0"}}));
+  auto first = make_request("first", "inc", pack_json("7"));
+  (*first.mutable_metadata())["trace-id"] = "abc-123";
+  first.mutable_caller()->set_name("the-caller");
+  first.mutable_caller()->set_system(kSystem);
+  first.mutable_actor()->mutable_id()->set_parent("a-parent");
+  first.mutable_system()->mutable_registry();
+  first.set_async(true);
+  ASSERT_TRUE(is_ok(invoke(first)));
+  ASSERT_TRUE(testing::TestHost::wait_for([&] { return host_.count("inc") == 1; })) << log();
+  const auto second = make_request("second", "inc");
+
+  // Twice: the shard's messages for the host go round as well.
+  for (int round = 1; round <= 2; ++round) {
+    const auto response = invoke(second);
+
+    ASSERT_TRUE(is_ok(response));
+    ASSERT_TRUE(response.has_value()) << "answered as async" << log();
+    EXPECT_EQ(json_of(response.value()), std::to_string(round));
+    EXPECT_EQ(response.system().SerializeAsString(), second.system().SerializeAsString());
+    EXPECT_EQ(response.actor().SerializeAsString(), second.actor().SerializeAsString());
+    const auto received = host_.received();
+    ASSERT_EQ(received.size(), static_cast<std::size_t>(round) + 1);
+    const auto& invocation = received.back();
+    EXPECT_EQ(invocation.actor().name(), "second");
+    EXPECT_TRUE(invocation.current_context().metadata().empty());
+    EXPECT_FALSE(invocation.has_caller());
+    EXPECT_FALSE(invocation.current_context().has_caller());
+    EXPECT_TRUE(invocation.has_noop());
+  }
+}
+
 TEST_F(ProxyInvokeTest, PayloadAndTypeUrlReachTheHostAndComeBackByteForByte) {
   ASSERT_TRUE(register_actors({{.name = "opaque", .actions = {"set"}, .stateful = false}}));
   google::protobuf::Any payload;
