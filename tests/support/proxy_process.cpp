@@ -102,6 +102,7 @@ TempDir::~TempDir() {
 ProxyProcess::ProxyProcess(std::map<std::string, std::string> env, bool wait_ready) {
   log_path_ = log_dir_.path() / "proxy.log";
 
+  bool port_chosen = false;
   if (auto it = env.find("PROXY_HTTP_PORT"); it != env.end()) {
     // A test may pass a malformed port on purpose, to see the proxy refuse to start; port() is
     // then 0.
@@ -112,6 +113,7 @@ ProxyProcess::ProxyProcess(std::map<std::string, std::string> env, bool wait_rea
       port_ = static_cast<std::uint16_t>(value);
     }
   } else {
+    port_chosen = true;
     port_ = free_port();
     env["PROXY_HTTP_PORT"] = std::to_string(port_);
   }
@@ -129,6 +131,39 @@ ProxyProcess::ProxyProcess(std::map<std::string, std::string> env, bool wait_rea
     return;
   }
 
+  // A port free_port() found free can be taken by another process (tests run in parallel)
+  // before the proxy binds it: the proxy then starts again on another one.
+  constexpr int kMaxStarts = 5;
+  for (int start = 1;; ++start) {
+    if (!launch(binary, env) || !wait_ready) {
+      return;
+    }
+    const Readiness ready = wait_until_ready();
+    if (ready == Readiness::kReady) {
+      return;
+    }
+    if (ready == Readiness::kPortTaken && port_chosen && start < kMaxStarts) {
+      port_ = free_port();
+      env["PROXY_HTTP_PORT"] = std::to_string(port_);
+      continue;
+    }
+    if (ready == Readiness::kTimedOut) {
+      ADD_FAILURE() << "spawn-proxy not ready on port " << port_ << " after "
+                    << kReadyTimeout.count() << " s; log:\n"
+                    << log();
+    } else {
+      ADD_FAILURE() << "spawn-proxy exited with " << exit_code_ << " before it was ready; log:\n"
+                    << log();
+    }
+    return;
+  }
+}
+
+bool ProxyProcess::launch(const std::string& binary,
+                          const std::map<std::string, std::string>& env) {
+  pid_ = -1;
+  exit_code_ = -1;
+  exited_ = false;
   // Everything the child needs is prepared before fork(): after it, only async-signal-safe calls.
   std::vector<std::string> env_strings;
   env_strings.reserve(env.size());
@@ -147,7 +182,7 @@ ProxyProcess::ProxyProcess(std::map<std::string, std::string> env, bool wait_rea
   if (log_fd < 0) {
     ADD_FAILURE() << "cannot create " << log_path_ << ": " << std::strerror(errno);
     exited_ = true;
-    return;
+    return false;
   }
   const pid_t parent = ::getpid();
 
@@ -178,29 +213,28 @@ ProxyProcess::ProxyProcess(std::map<std::string, std::string> env, bool wait_rea
   if (pid_ < 0) {
     ADD_FAILURE() << "fork failed: " << std::strerror(errno);
     exited_ = true;
-    return;
+    return false;
   }
+  return true;
+}
 
-  if (!wait_ready) {
-    return;
-  }
+ProxyProcess::Readiness ProxyProcess::wait_until_ready() {
   HttpClient client(port_);
   const auto deadline = std::chrono::steady_clock::now() + kReadyTimeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (!running()) {
-      ADD_FAILURE() << "spawn-proxy exited with " << exit_code_ << " before it was ready; log:\n"
-                    << log();
-      return;
+      // The proxy's words when its HTTP port is taken: "listen on <address>:<port>: Address
+      // already in use".
+      const std::string taken = ":" + std::to_string(port_) + ": Address already in use";
+      return log().find(taken) != std::string::npos ? Readiness::kPortTaken : Readiness::kExited;
     }
     Result<HttpClient::Response> health = client.request("GET", "/health", {}, std::nullopt);
     if (health && health->status == 200) {
-      return;
+      return Readiness::kReady;
     }
     std::this_thread::sleep_for(kPollInterval);
   }
-  ADD_FAILURE() << "spawn-proxy not ready on port " << port_ << " after " << kReadyTimeout.count()
-                << " s; log:\n"
-                << log();
+  return Readiness::kTimedOut;
 }
 
 ProxyProcess::~ProxyProcess() {

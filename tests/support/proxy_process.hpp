@@ -30,7 +30,8 @@ private:
 /// A real spawn-proxy process (the binary this build made), for integration tests.
 ///
 /// The environment is exactly `env` plus PATH; PROXY_HTTP_PORT is set to a free port unless
-/// `env` has it. Its stdout and stderr go to a log file, readable with log().
+/// `env` has it (when another process takes that port before the proxy binds it, the proxy is
+/// started again on another). Its stdout and stderr go to a log file, readable with log().
 class ProxyProcess {
 public:
   /// Starts the proxy. When `wait_ready`, waits until GET /health answers 200 (at most 15 s;
@@ -59,6 +60,13 @@ public:
   std::string log() const;
 
 private:
+  enum class Readiness : std::uint8_t { kReady, kExited, kPortTaken, kTimedOut };
+
+  /// Starts `binary` with `env` (a failure to start fails the test); false when it did not start.
+  bool launch(const std::string& binary, const std::map<std::string, std::string>& env);
+  /// Waits until GET /health answers 200, the process exits, or kReadyTimeout passes.
+  Readiness wait_until_ready();
+
   std::filesystem::path log_path_;
   std::uint16_t port_ = 0;
   pid_t pid_ = -1;
