@@ -1,11 +1,12 @@
 #include "sdk/client_core.hpp"
 
-#include <array>
 #include <future>
 #include <memory>
 #include <utility>
 
 #include <spdlog/spdlog.h>
+
+#include "sdk/spare_pool.hpp"
 
 namespace spawn {
 
@@ -40,47 +41,21 @@ thread_local int reply_depth = 0;
 /// This thread's spare requests (take_request()). The calls a thread builds are answered on the
 /// shards' threads, which recycle their requests: with as many calls going one way as the other,
 /// each thread's pool gets back about what it gives.
-struct RequestPool {
-  static constexpr std::size_t kSize = 32;
-  /// The largest payload buffer a spare request keeps.
-  static constexpr std::size_t kMaxKeptBytes = 64 * 1024;
-  std::array<protocol::pb::InvocationRequest*, kSize> spare{};
-  std::size_t count = 0;
-  /// Set once the thread's pool is gone (thread exit): what comes back later is deleted.
-  bool closed = false;
-
-  RequestPool() = default;
-  RequestPool(const RequestPool&) = delete;
-  RequestPool& operator=(const RequestPool&) = delete;
-
-  ~RequestPool() {
-    for (std::size_t i = 0; i < count; ++i) {
-      delete spare[i];
-    }
-    count = 0;
-    closed = true;
-  }
-};
-
-thread_local RequestPool request_pool;
+thread_local SparePool<protocol::pb::InvocationRequest, 32> request_pool;
 
 }  // namespace
 
 RequestPtr take_request() {
-  if (request_pool.count == 0) {  // empty (or closed)
-    return std::make_unique<protocol::pb::InvocationRequest>();
-  }
-  return RequestPtr(request_pool.spare[--request_pool.count]);
+  protocol::pb::InvocationRequest* request = request_pool.take();
+  return request != nullptr ? RequestPtr(request)
+                            : std::make_unique<protocol::pb::InvocationRequest>();
 }
 
 void recycle_request(RequestPtr request) noexcept {
-  // One that carried a large payload is not kept: its buffer would stay allocated for as long
-  // as the thread lives.
-  if (request == nullptr || request_pool.count == RequestPool::kSize || request_pool.closed
-      || request->value().value().capacity() > RequestPool::kMaxKeptBytes) {
+  if (request != nullptr && request->value().value().capacity() > kMaxSpareBytes) {
     return;  // deleted
   }
-  request_pool.spare[request_pool.count++] = request.release();
+  request_pool.give(request.release());
 }
 
 ReplyHandler::~ReplyHandler() {

@@ -2,7 +2,6 @@
 
 #include "spawn/payload.hpp"
 
-#include <array>
 #include <string>
 
 #include "spawn/client.hpp"
@@ -10,6 +9,7 @@
 #include "spawn/detail/invocation_view.hpp"
 
 #include "protocol/messages.hpp"
+#include "sdk/spare_pool.hpp"
 
 namespace spawn::detail {
 
@@ -46,53 +46,25 @@ namespace {
 
 /// This thread's spare Anys (take_any()). A few are enough: a handler's state and reply are
 /// given back when its response was applied, before the next handler runs on the thread.
-struct AnyPool {
-  static constexpr std::size_t kSize = 16;
-  /// The largest value buffer a spare Any keeps.
-  static constexpr std::size_t kMaxKeptBytes = 64 * 1024;
-  std::array<google::protobuf::Any*, kSize> spare{};
-  std::size_t count = 0;
-  /// Set once the thread's pool is gone (thread exit): what comes back later is deleted.
-  bool closed = false;
-
-  AnyPool() = default;
-  AnyPool(const AnyPool&) = delete;
-  AnyPool& operator=(const AnyPool&) = delete;
-
-  ~AnyPool() {
-    for (std::size_t i = 0; i < count; ++i) {
-      delete spare[i];
-    }
-    count = 0;
-    closed = true;
-  }
-};
-
-thread_local AnyPool any_pool;
+thread_local sdk::SparePool<google::protobuf::Any, 16> any_pool;
 
 }  // namespace
 
 google::protobuf::Any* take_any() {
-  if (any_pool.count == 0) {  // empty (or closed)
+  google::protobuf::Any* any = any_pool.take();
+  if (any == nullptr) {
     return new google::protobuf::Any();
   }
-  google::protobuf::Any* any = any_pool.spare[--any_pool.count];
   any->Clear();
   return any;
 }
 
 void recycle_any(google::protobuf::Any* any) noexcept {
-  if (any == nullptr) {
-    return;
-  }
-  // One that held a large value is not kept: its buffer would stay allocated for as long as the
-  // thread lives.
-  if (any_pool.count == AnyPool::kSize || any_pool.closed
-      || any->value().capacity() > AnyPool::kMaxKeptBytes) {
+  if (any != nullptr && any->value().capacity() > sdk::kMaxSpareBytes) {
     delete any;
     return;
   }
-  any_pool.spare[any_pool.count++] = any;
+  any_pool.give(any);
 }
 
 Error payload_mismatch(std::string_view expected, const google::protobuf::Any& got) {
