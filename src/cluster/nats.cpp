@@ -1,5 +1,7 @@
 #include "cluster/nats.hpp"
 
+#include <chrono>
+
 #include <spdlog/spdlog.h>
 
 namespace spawn::cluster {
@@ -60,6 +62,7 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::connect(const NatsSettin
        "disconnected callback"},
       {natsOptions_SetReconnectedCB(o, &NatsConnection::on_reconnected, self.get()),
        "reconnected callback"},
+      {natsOptions_SetClosedCB(o, &NatsConnection::on_closed, self.get()), "closed callback"},
   };
   for (const auto& [status, what] : steps) {
     if (auto c = check(status, what); !c) {
@@ -111,6 +114,11 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::connect(const NatsSettin
 NatsConnection::~NatsConnection() {
   if (connection_ != nullptr) {
     natsConnection_Close(connection_);
+    // nats.c runs a connection's callbacks in order on a thread of its own, the closed one last:
+    // until that one ran, a disconnected callback queued before it may still reach this object.
+    // (Bounded, in case the library never calls it: a connection closed before it was made.)
+    std::unique_lock lock(mutex_);
+    closed_changed_.wait_for(lock, std::chrono::seconds(5), [this] { return closed_; });
   }
   for (auto& [subscription, handler] : subscriptions_) {
     natsSubscription_Destroy(subscription);
@@ -145,6 +153,13 @@ void NatsConnection::on_disconnected(natsConnection*, void* self) {
 void NatsConnection::on_reconnected(natsConnection*, void* self) {
   spdlog::info("cluster: connected to NATS again");
   static_cast<NatsConnection*>(self)->notify(true);
+}
+
+void NatsConnection::on_closed(natsConnection*, void* self) {
+  auto* connection = static_cast<NatsConnection*>(self);
+  std::lock_guard lock(connection->mutex_);
+  connection->closed_ = true;
+  connection->closed_changed_.notify_all();
 }
 
 void NatsConnection::notify(bool connected) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -71,6 +72,7 @@ private:
 
   static void on_disconnected(natsConnection* connection, void* self);
   static void on_reconnected(natsConnection* connection, void* self);
+  static void on_closed(natsConnection* connection, void* self);
   void notify(bool connected);
   static void on_message(natsConnection* connection, natsSubscription* subscription,
                          natsMsg* message, void* handler);
@@ -78,7 +80,10 @@ private:
   natsOptions* options_ = nullptr;
   natsConnection* connection_ = nullptr;
   jsCtx* jetstream_ = nullptr;
-  std::mutex mutex_;  // guards buckets_, subscriptions_, state_handler_
+  std::mutex mutex_;  // guards buckets_, subscriptions_, state_handler_, closed_
+  /// Set by on_closed(), the connection's last callback; the destructor waits for it.
+  bool closed_ = false;
+  std::condition_variable closed_changed_;
   std::vector<std::pair<std::string, kvStore*>> buckets_;
   std::vector<std::pair<natsSubscription*, std::unique_ptr<std::function<void(natsMsg*)>>>>
       subscriptions_;
