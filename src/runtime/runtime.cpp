@@ -21,6 +21,16 @@ namespace pb = protocol::pb;
 namespace pba = protocol::pba;
 using statestore::ActorKey;
 
+namespace {
+
+/// The system of the actor a request names: the actor id's, else the request's.
+const std::string& system_of(const pb::InvocationRequest& request) {
+  const auto& id = request.actor().id();
+  return id.system().empty() ? request.system().name() : id.system();
+}
+
+}  // namespace
+
 /// What a workflow needs to know about the invocation that produced it.
 struct Runtime::WorkflowContext {
   std::string system;
@@ -33,7 +43,7 @@ struct Runtime::WorkflowContext {
   static std::shared_ptr<const WorkflowContext> of(const pb::InvocationRequest& request) {
     const auto& id = request.actor().id();
     auto context = std::make_shared<WorkflowContext>();
-    context->system = id.system().empty() ? request.system().name() : id.system();
+    context->system = system_of(request);
     context->self.set_name(id.name());
     context->self.set_system(context->system);
     context->metadata = request.metadata();
@@ -363,7 +373,7 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest owned,
   InFlight in_flight(in_flight_);
   pb::InvocationRequest& request = lent != nullptr ? *lent : owned;
   const auto& id = request.actor().id();
-  std::string system = id.system().empty() ? request.system().name() : id.system();
+  std::string system = system_of(request);
   if (id.name().empty()) {
     co_return fail(ErrorCode::kInvalidArgument,
                    "invoke: the request names no actor (actor.id.name is empty)");
@@ -407,15 +417,13 @@ Task<Result<pb::InvocationResponse>> Runtime::route(pb::InvocationRequest owned,
 }
 
 std::size_t Runtime::shard_of(const pb::InvocationRequest& request) const {
-  const auto& id = request.actor().id();
-  const std::string& system = id.system().empty() ? request.system().name() : id.system();
-  return statestore::key_hash(system, id.name()) % shards_.size();
+  return statestore::key_hash(system_of(request), request.actor().id().name()) % shards_.size();
 }
 
 Runtime::Now Runtime::invoke_now(pb::InvocationRequest& request, pb::InvocationResponse& response) {
   Now now;
   const auto& id = request.actor().id();
-  const std::string& system = id.system().empty() ? request.system().name() : id.system();
+  const std::string& system = system_of(request);
   // A plain synchronous call only: everything else, errors included, takes route().
   if (shutting_down_ || cluster_ != nullptr || request.async() || request.scheduled_to() != 0
       || !request.register_ref().empty() || id.name().empty() || system.empty()
