@@ -42,10 +42,10 @@ private:
 };
 
 INSTANTIATE_TEST_SUITE_P(Embedded, SdkScenarioTest,
-                         ::testing::Values(Mode{"Embedded",
-                                                [] {
-                                                  return std::make_unique<EmbeddedHarness>();
-                                                }}),
+                         ::testing::Values(Mode{
+                             .name = "Embedded",
+                             .make = [] { return std::make_unique<EmbeddedHarness>(); },
+                             .keeps_call_order = true}),
                          mode_name);
 
 TEST(EmbeddedNodeTest, PersistentStoreWithoutKeyIsAConfigError) {

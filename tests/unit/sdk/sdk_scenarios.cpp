@@ -503,16 +503,19 @@ TEST_P(SdkScenarioTest, CallbacksChainFurtherCallsWithoutBlockingAThread) {
 
 // A call started from a callback may run at once on the thread of its actor's shard; its own
 // callback still runs only after invoke_then() returned, and a checkpoint is still saved first.
+// The two calls are in flight together: embedded runs them in the order made, a sidecar may run
+// them in either order (they travel on two connections), so only what both promise is checked.
 TEST_P(SdkScenarioTest, CallsStartedInACallbackAnswerOnlyAfterInvokeThenReturned) {
   Client chain_client = client();
   auto account = chain_client.actor("account");
   ASSERT_TRUE(account.invoke<Balance>("deposit", deposit(1)));  // active and idle from here on
   std::atomic<int> started{0};
   std::atomic<int> early{0};
-  Replies<Balance> replies;
-  auto collect = replies.collector();
-  auto after_return = [&started, &early, collect](int index) {
-    return [&started, &early, collect, index](Result<Balance> result) {
+  Replies<Balance> first;
+  Replies<Balance> plain;
+  Replies<Balance> checkpointed;
+  auto after_return = [&started, &early](int index, Replies<Balance>& replies) {
+    return [&started, &early, index, collect = replies.collector()](Result<Balance> result) {
       if (started.load() < index) {
         ++early;
       }
@@ -520,24 +523,36 @@ TEST_P(SdkScenarioTest, CallsStartedInACallbackAnswerOnlyAfterInvokeThenReturned
     };
   };
   account.invoke_then<Balance>("deposit", deposit(2), [&](Result<Balance> result) {
-    collect(std::move(result));
-    account.invoke_then<Balance>("deposit", deposit(3), after_return(1));
+    first.collector()(std::move(result));
+    account.invoke_then<Balance>("deposit", deposit(3), after_return(1, plain));
     ++started;
-    account.invoke_then<Balance>("deposit_checkpoint", deposit(4), after_return(2));
+    account.invoke_then<Balance>("deposit_checkpoint", deposit(4), after_return(2, checkpointed));
     ++started;
   });
-  ASSERT_TRUE(replies.wait_for(3));
+  ASSERT_TRUE(first.wait_for(1));
+  ASSERT_TRUE(plain.wait_for(1));
+  ASSERT_TRUE(checkpointed.wait_for(1));
   EXPECT_EQ(early.load(), 0) << "a callback ran before its invoke_then() returned";
-  std::vector<std::int64_t> amounts;
-  for (auto& result : replies.take()) {
-    ASSERT_TRUE(result) << result.error().message;
-    amounts.push_back(result->amount());
+  auto take = [](Replies<Balance>& replies) -> std::int64_t {
+    auto results = replies.take();
+    EXPECT_EQ(results.size(), 1U);
+    EXPECT_TRUE(results.at(0)) << results.at(0).error().message;
+    return results.at(0) ? results.at(0)->amount() : -1;
+  };
+  EXPECT_EQ(take(first), 3);
+  const std::int64_t after_plain = take(plain);
+  const std::int64_t after_checkpoint = take(checkpointed);
+  const bool in_order = after_plain == 6 && after_checkpoint == 10;
+  const bool reversed = after_checkpoint == 7 && after_plain == 10;
+  EXPECT_TRUE(in_order || reversed) << "deposit 3 answered " << after_plain
+                                    << ", deposit_checkpoint 4 answered " << after_checkpoint;
+  if (GetParam().keeps_call_order) {
+    EXPECT_TRUE(in_order) << "calls from one thread ran out of the order made";
   }
-  EXPECT_EQ(amounts, (std::vector<std::int64_t>{3, 6, 10}));
   crash_and_restart();
   auto read = client().actor("account").invoke<Balance>("balance");
   ASSERT_TRUE(read) << read.error().message;
-  EXPECT_EQ(read->amount(), 10) << "the checkpoint was saved before its reply";
+  EXPECT_GE(read->amount(), after_checkpoint) << "the checkpoint was saved before its reply";
 }
 
 TEST_P(SdkScenarioTest, InvokeThenReportsErrorsThroughTheCallback) {

@@ -34,6 +34,8 @@ public:
 struct Mode {
   std::string name;
   std::function<std::unique_ptr<NodeHarness>()> make;
+  /// Whether calls one thread has in flight to one actor at once run in the order made.
+  bool keeps_call_order = false;
 };
 
 /// Prints the mode's name in test names.
