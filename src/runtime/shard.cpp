@@ -180,6 +180,7 @@ void Shard::add_definitions(std::string system,
       topics_[channel.topic()].push_back(
           Subscription{key, channel.action().empty() ? "receive" : channel.action()});
     }
+    has_pools_ = has_pools_ || definition->is_pooled();
     auto& slot = slots_[key];
     slot.definition = definition;
     slot.revision.reset();
@@ -282,11 +283,17 @@ Result<Entity*> Shard::accept(const ActorKey& registered, const ActorKey& instan
 }
 
 bool Shard::is_pooled(const ActorKey& key) const {
+  if (!has_pools_) {
+    return false;  // no lookup (the invocation's own comes next, Runtime::invoke_from())
+  }
   const Slot* slot = find_registration(key);
   return slot != nullptr && slot->definition->is_pooled();
 }
 
 std::optional<ActorKey> Shard::pool_member_for(const ActorKey& key) {
+  if (!has_pools_) {
+    return std::nullopt;
+  }
   const Slot* slot = find_registration(key);
   if (slot == nullptr || !slot->definition->is_pooled()) {
     return std::nullopt;

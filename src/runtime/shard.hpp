@@ -278,6 +278,9 @@ private:
   /// The type URL share_type_url() returned last (kept alive by this pointer).
   std::shared_ptr<const std::string> last_type_url_;
   std::uint64_t pool_cursor_ = 0;
+  /// Whether a POOLED actor was ever registered here: until then no key needs looking up to know
+  /// it is no pool (a spawned child's definition is a registered one).
+  bool has_pools_ = false;
   Dispatcher dispatcher_;
   /// Timers running on this shard, as "system\x1fname\x1faction"; each runs until its actor's
   /// definition no longer has it.
