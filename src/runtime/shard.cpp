@@ -617,8 +617,15 @@ void Shard::lend(const Entity& entity, pb::InvocationRequest& request,
     invocation.clear_caller();
   }
   // The payload and the metadata are lent, not copied, and given back to the request once the
-  // host is done (the host leaves them as they were; a forward sends the payload on).
-  context->mutable_metadata()->swap(*request.mutable_metadata());
+  // host is done (the host leaves them as they were; a forward sends the payload on). The
+  // metadata of a request on an arena (the proxy's) is copied instead, once: protobuf swaps maps
+  // of different arenas by copying them three times.
+  auto& metadata = *context->mutable_metadata();
+  if (request.GetArena() == nullptr) {
+    metadata.swap(*request.mutable_metadata());
+  } else {
+    metadata = request.metadata();
+  }
   if (request.has_value()) {
     invocation.set_allocated_value(request.release_value());
   } else if (request.has_noop()) {
@@ -629,7 +636,12 @@ void Shard::lend(const Entity& entity, pb::InvocationRequest& request,
 }
 
 void Shard::give_back(pb::ActorInvocation& invocation, pb::InvocationRequest& request) {
-  request.mutable_metadata()->swap(*invocation.mutable_current_context()->mutable_metadata());
+  auto& metadata = *invocation.mutable_current_context()->mutable_metadata();
+  if (request.GetArena() == nullptr) {
+    request.mutable_metadata()->swap(metadata);
+  } else {
+    metadata.clear();  // a copy (lend()): the request has its own
+  }
   if (invocation.has_value()) {
     request.set_allocated_value(invocation.release_value());
   }
