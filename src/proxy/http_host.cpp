@@ -92,7 +92,8 @@ std::size_t HttpHost::idle_connections_for_test() const {
   return idle_.size();
 }
 
-Task<Result<pb::ActorInvocationResponse>> HttpHost::invoke(pb::ActorInvocation& invocation) {
+Task<Result<void>> HttpHost::invoke(pb::ActorInvocation& invocation,
+                                    pb::ActorInvocationResponse& response) {
   const Deadline deadline = std::chrono::steady_clock::now() + options_.timeout;
 
   for (int attempt = 0;; ++attempt) {
@@ -160,7 +161,7 @@ Task<Result<pb::ActorInvocationResponse>> HttpHost::invoke(pb::ActorInvocation& 
       }
       co_return transport_error(answer);
     }
-    Result<pb::ActorInvocationResponse> decoded = decode(answer, connection->body);
+    Result<void> decoded = decode(answer, connection->body, response);
     if (answer.keep_alive) {
       release(std::move(connection));
     }
@@ -273,15 +274,14 @@ Error HttpHost::transport_error(const Exchange& answer) const {
               fmt::format("host unreachable at {}: {}", authority_, reason(answer.error)));
 }
 
-Result<pb::ActorInvocationResponse> HttpHost::decode(const Exchange& answer,
-                                                     const std::string& body) {
+Result<void> HttpHost::decode(const Exchange& answer, const std::string& body,
+                              pb::ActorInvocationResponse& response) {
   // The HTTP status is not looked at, as in the original proxy (PROTOCOL.md §4); the Node host
   // answers a throwing action with 400 and an empty body.
   if (body.empty()) {
     return fail(ErrorCode::kBadHostResponse,
                 fmt::format("host returned an empty body (HTTP {})", answer.status));
   }
-  pb::ActorInvocationResponse response;
   const bool parsed = response.ParseFromString(body);
   if (answer.status >= 400 && !(parsed && response.has_updated_context())) {
     // A host that failed and said why in text (the C++ SDK's host does): pass the reason on.
@@ -301,7 +301,7 @@ Result<pb::ActorInvocationResponse> HttpHost::decode(const Exchange& answer,
   if (!response.has_updated_context()) {
     return fail(ErrorCode::kBadHostResponse, "host response has no updated_context");
   }
-  return response;
+  return ok();
 }
 
 runtime::HostFactory make_http_host_factory(HttpHostOptions options) {

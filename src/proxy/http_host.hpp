@@ -50,16 +50,17 @@ public:
   HttpHost(const HttpHost&) = delete;
   HttpHost& operator=(const HttpHost&) = delete;
 
-  /// Posts `invocation` to the user function and decodes its answer. Suspends; completes on the
-  /// shard. The request reuses the most recently idle connection, or opens a new one. A reused
-  /// connection that fails before any response byte arrives (the host restarted) is retried once
-  /// on a new connection. The HTTP status is not looked at (as in the original proxy).
+  /// Posts `invocation` to the user function and decodes its answer into `response` (parsed
+  /// there, on the response's arena when it has one). Suspends; completes on the shard. The request
+  /// reuses the most recently idle connection, or opens a new one. A reused connection that fails
+  /// before any response byte arrives (the host restarted) is retried once on a new connection. The
+  /// HTTP status is not looked at (as in the original proxy).
   ///
   /// Fails with kUnavailable when the host cannot be reached or closes the connection without
   /// answering; kTimeout when no complete answer arrives within `timeout`; kBadHostResponse when
   /// the body is empty, too large, not an `ActorInvocationResponse`, or has no `updated_context`.
-  Task<Result<protocol::pb::ActorInvocationResponse>> invoke(
-      protocol::pb::ActorInvocation& invocation) override;
+  Task<Result<void>> invoke(protocol::pb::ActorInvocation& invocation,
+                            protocol::pb::ActorInvocationResponse& response) override;
 
   /// Returns how many idle connections are pooled right now.
   std::size_t idle_connections_for_test() const;
@@ -76,8 +77,9 @@ private:
   /// Writes the HTTP request of `invocation` to `request` (cleared first).
   void make_request(const protocol::pb::ActorInvocation& invocation, std::string& request) const;
   Error transport_error(const Exchange& answer) const;
-  static Result<protocol::pb::ActorInvocationResponse> decode(const Exchange& answer,
-                                                              const std::string& body);
+  /// Parses the response `body` of `answer` into `response`.
+  static Result<void> decode(const Exchange& answer, const std::string& body,
+                             protocol::pb::ActorInvocationResponse& response);
 
   asio::any_io_executor executor_;
   HttpHostOptions options_;

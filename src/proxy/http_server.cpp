@@ -213,8 +213,8 @@ Reply make_reply(unsigned status, std::string_view content_type, std::string bod
 }
 
 /// What a connection keeps from one invocation to the next (HttpServer's session()): the protobuf
-/// arena the request and the answer's echo are made on, reset for every invocation (its first block
-/// stays, so a common request allocates nothing for them).
+/// arena the request is made on, reset for every invocation (its first block stays, so a common
+/// request allocates nothing for it).
 struct InvocationScratch {
   static constexpr std::size_t kFirstBlockBytes = 2048;
 
@@ -229,9 +229,6 @@ struct InvocationScratch {
 
   alignas(std::max_align_t) std::array<char, kFirstBlockBytes> first_block;
   google::protobuf::Arena arena;
-  /// The copies of the request's system and actor the answer echoes, on `arena`.
-  protocol::pba::ActorSystem* system = nullptr;
-  protocol::pba::Actor* actor = nullptr;
 };
 
 /// Writes `reply` as an HTTP response to `out` (cleared first).
@@ -453,7 +450,7 @@ struct HttpServer::Listener {
           auto invoking = server.runtime_.invoke_lent(*request);
           auto response = co_await std::move(invoking);
           written =
-              finish_invocation(target, response, *scratch, head.version, keep_alive, out, reply);
+              finish_invocation(target, response, *request, head.version, keep_alive, out, reply);
         }
       } else {
         auto handling = handle_other(target, head, body);
@@ -768,8 +765,8 @@ struct HttpServer::Listener {
   }
 
   /// Begins answering an invocation (a POST to kInvoke): returns its request, made on the
-  /// connection's arena (whose previous invocation is over) with copies of its system and actor
-  /// for the echo, to run; or null with the error `reply` when the body is no request.
+  /// connection's arena (whose previous invocation is over), to run; or null with the error
+  /// `reply` when the body is no request.
   pb::InvocationRequest* start_invocation(const Target& target, std::string_view body,
                                           InvocationScratch& scratch, Reply& reply) {
     scratch.arena.Reset();
@@ -784,29 +781,25 @@ struct HttpServer::Listener {
     if (request->actor().id().system().empty() && request->system().name().empty()) {
       request->mutable_system()->set_name(target.system);
     }
-    // The answer echoes the request's system and actor (PROTOCOL.md §3); the runtime leaves
-    // that to the wire, and may move parts of the request away, so they are copied first.
-    scratch.system = google::protobuf::Arena::CreateMessage<pba::ActorSystem>(&scratch.arena);
-    scratch.system->CopyFrom(request->system());
-    scratch.actor = google::protobuf::Arena::CreateMessage<pba::Actor>(&scratch.arena);
-    scratch.actor->CopyFrom(request->actor());
     return request;
   }
 
-  /// Answers an invocation start_invocation() began and the runtime answered with `response`,
-  /// counted in the metrics: a success is written to `out` as a whole HTTP response (returns
-  /// true), its body serialized in place; a failure is set as `reply` (returns false).
+  /// Answers the invocation `request` (start_invocation()'s), which the runtime answered with
+  /// `response`, counted in the metrics: a success is written to `out` as a whole HTTP response
+  /// (returns true), its body serialized in place; a failure is set as `reply` (returns false).
   bool finish_invocation(const Target& target, Result<pb::InvocationResponse>& response,
-                         InvocationScratch& scratch, unsigned version, bool keep_alive,
+                         pb::InvocationRequest& request, unsigned version, bool keep_alive,
                          std::string& out, Reply& reply) {
     if (!response) {
       reply = api_reply(target.route, failure(target.route, response.error()));
       return false;
     }
     server.metrics_.count(endpoint_of(target.route), 200);
-    // Lent to the response for its serialization alone: they are the arena's.
-    response->unsafe_arena_set_allocated_system(scratch.system);
-    response->unsafe_arena_set_allocated_actor(scratch.actor);
+    // The answer echoes the request's system and actor (PROTOCOL.md §3), which the runtime
+    // leaves as they were (Runtime::invoke_lent()): lent to the response for its serialization
+    // alone, they are the arena's.
+    response->unsafe_arena_set_allocated_system(request.mutable_system());
+    response->unsafe_arena_set_allocated_actor(request.mutable_actor());
     const std::size_t size = response->ByteSizeLong();
     out.clear();
     http_codec::append_response_head(out, 200, version, keep_alive, kProtobufType, {}, size);

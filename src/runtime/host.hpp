@@ -20,18 +20,24 @@ class Host {
 public:
   virtual ~Host() = default;
 
-  /// Runs one action of one actor in user code and returns its response. Suspends; completes on
-  /// the calling shard. `invocation` stays the caller's (a retry sends it again) and lives until
-  /// the call completes. Fails with kUnavailable (host unreachable), kTimeout (no answer in time)
-  /// or kBadHostResponse (empty, undecodable, or no `updated_context`; PROTOCOL.md §4).
+  /// Runs one action of one actor in user code and answers in `response`: ok when its response
+  /// is there. Suspends; completes on the calling shard. `invocation` stays the caller's (a retry
+  /// sends it again) and lives until the call completes. Fails with kUnavailable (host
+  /// unreachable), kTimeout (no answer in time) or kBadHostResponse (empty, undecodable, or no
+  /// `updated_context`; PROTOCOL.md §4).
   ///
   /// `invocation` lives until the call completes. The host may take the parts of its
   /// `current_context` except the metadata (it is not used again), except when it fails with
   /// kUnavailable: then it is left as it was, for a retry. Everything else, the payload and the
   /// metadata included, is left as it was: the shard lends them from the request and takes them
   /// back.
-  virtual Task<Result<protocol::pb::ActorInvocationResponse>> invoke(
-      protocol::pb::ActorInvocation& invocation) = 0;
+  ///
+  /// `response` is the caller's and lives until the call completes; it may be made on a protobuf
+  /// arena the caller resets between calls (the shard's is: a host that parses its answer
+  /// allocates its parts there). The host sets every field of the response it answers (parsing
+  /// clears it first); on failure it is unspecified.
+  virtual Task<Result<void>> invoke(protocol::pb::ActorInvocation& invocation,
+                                    protocol::pb::ActorInvocationResponse& response) = 0;
 
   /// Runs the action at once, when this host needs nothing to wait for (an in-process host), and
   /// answers in `response`: returns ok (the response is in `response`) or the error invoke()

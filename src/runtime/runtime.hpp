@@ -77,7 +77,9 @@ public:
 
   /// invoke() on a request that stays the caller's (e.g. one made on the caller's protobuf arena,
   /// which invoke() would copy): it must outlive the call and is left valid but unspecified (the
-  /// runtime may move parts of it away).
+  /// runtime may move parts of it away), except for its `system` and `actor`, which are left as
+  /// they were when it is on an arena (the proxy's server echoes them): the runtime only ever
+  /// moves such a request whole, which copies it.
   Task<Result<protocol::pb::InvocationResponse>> invoke_lent(
       protocol::pb::InvocationRequest& request);
 

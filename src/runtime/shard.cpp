@@ -6,6 +6,7 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <google/protobuf/arena.h>
 #include <spdlog/spdlog.h>
 
 #include "common/log.hpp"
@@ -97,6 +98,13 @@ bool same_tags(const google::protobuf::Map<std::string, std::string>& a,
 
 }  // namespace
 
+/// What a call to a host that suspends has of its own: the invocation, and the response when the
+/// request has no arena to make it on. Both keep their parts allocated from call to call.
+struct Shard::HostCall {
+  pb::ActorInvocation invocation;
+  pb::ActorInvocationResponse response;
+};
+
 Shard::Shard(std::size_t index, const HostFactory& host_factory, statestore::Store* store,
              ShardOptions options)
     : index_(index),
@@ -172,6 +180,7 @@ void Shard::add_definitions(std::string system,
       topics_[channel.topic()].push_back(
           Subscription{key, channel.action().empty() ? "receive" : channel.action()});
     }
+    has_pools_ = has_pools_ || definition->is_pooled();
     auto& slot = slots_[key];
     slot.definition = definition;
     slot.revision.reset();
@@ -274,11 +283,17 @@ Result<Entity*> Shard::accept(const ActorKey& registered, const ActorKey& instan
 }
 
 bool Shard::is_pooled(const ActorKey& key) const {
+  if (!has_pools_) {
+    return false;  // no lookup (the invocation's own comes next, Runtime::invoke_from())
+  }
   const Slot* slot = find_registration(key);
   return slot != nullptr && slot->definition->is_pooled();
 }
 
 std::optional<ActorKey> Shard::pool_member_for(const ActorKey& key) {
+  if (!has_pools_) {
+    return std::nullopt;
+  }
   const Slot* slot = find_registration(key);
   if (slot == nullptr || !slot->definition->is_pooled()) {
     return std::nullopt;
@@ -560,14 +575,15 @@ Task<void> Shard::run_init(Entity& entity, const std::string& init) {
   *context->mutable_caller() = id;
   context->mutable_self()->set_name(id.name());
   context->mutable_self()->set_system(id.system());
-  auto calling = host_->invoke(invocation);  // not retried
-  auto reply = co_await std::move(calling);
-  if (reply) {
-    apply(entity, *reply);
+  pb::ActorInvocationResponse reply;
+  auto calling = host_->invoke(invocation, reply);  // not retried
+  auto called = co_await std::move(calling);
+  if (called) {
+    apply(entity, reply);
   } else {
     // PROTOCOL.md §5.10: an init failure is logged and the actor stays active.
     spdlog::warn("actor={} init action '{}' failed: {}", describe(entity.key), init,
-                 reply.error().message);
+                 called.error().message);
   }
 }
 
@@ -601,8 +617,15 @@ void Shard::lend(const Entity& entity, pb::InvocationRequest& request,
     invocation.clear_caller();
   }
   // The payload and the metadata are lent, not copied, and given back to the request once the
-  // host is done (the host leaves them as they were; a forward sends the payload on).
-  context->mutable_metadata()->swap(*request.mutable_metadata());
+  // host is done (the host leaves them as they were; a forward sends the payload on). The
+  // metadata of a request on an arena (the proxy's) is copied instead, once: protobuf swaps maps
+  // of different arenas by copying them three times.
+  auto& metadata = *context->mutable_metadata();
+  if (request.GetArena() == nullptr) {
+    metadata.swap(*request.mutable_metadata());
+  } else {
+    metadata = request.metadata();
+  }
   if (request.has_value()) {
     invocation.set_allocated_value(request.release_value());
   } else if (request.has_noop()) {
@@ -613,7 +636,12 @@ void Shard::lend(const Entity& entity, pb::InvocationRequest& request,
 }
 
 void Shard::give_back(pb::ActorInvocation& invocation, pb::InvocationRequest& request) {
-  request.mutable_metadata()->swap(*invocation.mutable_current_context()->mutable_metadata());
+  auto& metadata = *invocation.mutable_current_context()->mutable_metadata();
+  if (request.GetArena() == nullptr) {
+    request.mutable_metadata()->swap(metadata);
+  } else {
+    metadata.clear();  // a copy (lend()): the request has its own
+  }
   if (invocation.has_value()) {
     request.set_allocated_value(invocation.release_value());
   }
@@ -636,23 +664,34 @@ bool Shard::take_reply(Entity& entity, pb::ActorInvocationResponse& reply) {
          && store_ != nullptr;
 }
 
-std::optional<Result<pb::ActorInvocationResponse>> Shard::answer_now(
-    pb::ActorInvocation& invocation) {
-  auto answered = host_->invoke_now(invocation, reply_);
-  if (!answered) {
-    return std::nullopt;
-  }
-  if (!*answered) {
-    return Result<pb::ActorInvocationResponse>(std::move(*answered).error());
-  }
-  return Result<pb::ActorInvocationResponse>(std::move(reply_));
-}
-
 namespace {
 
 Outcome outcome_of(pb::ActorInvocationResponse& reply) {
   Outcome outcome;
   outcome.response = std::move(reply);
+  return outcome;
+}
+
+/// The outcome of `reply`: all of it, or of a reply made on an arena (the request's), the parts
+/// the caller reads (the payload and the workflow; the rest is the shard's, applied already),
+/// the value's strings swapped out of the arena's strings rather than copied.
+Outcome take_outcome(pb::ActorInvocationResponse& reply) {
+  if (reply.GetArena() == nullptr) {
+    return outcome_of(reply);
+  }
+  Outcome outcome;
+  auto& response = outcome.response;
+  if (reply.has_value()) {
+    auto& from = *reply.mutable_value();
+    auto& to = *response.mutable_value();
+    to.mutable_type_url()->swap(*from.mutable_type_url());
+    to.mutable_value()->swap(*from.mutable_value());
+  } else if (reply.has_noop()) {
+    response.mutable_noop();
+  }
+  if (reply.has_workflow()) {
+    *response.mutable_workflow() = reply.workflow();
+  }
   return outcome;
 }
 
@@ -669,32 +708,41 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& reque
   // The retry window for an unreachable host (PROTOCOL.md §5.10).
   const auto window = request_timeout(request, options_.default_request_timeout);
   // The invocation is built in the shard's scratch message, whose parts stay allocated from one
-  // call to the next, so a host that answers at once (in-process) costs no allocation for it. A
-  // host that suspends takes it over into a spare message (other calls run on this shard
-  // meanwhile), which goes back to the shard's spares afterwards: its parts stay allocated too.
-  std::unique_ptr<pb::ActorInvocation> own;
+  // call to the next, so a host that answers at once (in-process) costs no allocation for it and
+  // answers in reply_. A host that suspends takes it over into a spare call (other calls run on
+  // this shard meanwhile), which goes back to the shard's spares afterwards: its parts stay
+  // allocated too.
+  std::unique_ptr<HostCall> call;
   pb::ActorInvocation* invocation = &scratch_;
   if (scratch_in_use_) {
-    own = take_spare_invocation();
-    invocation = own.get();
+    call = take_spare_call();
+    invocation = &call->invocation;
   }
   scratch_in_use_ = true;
   lend(entity, request, *invocation);
-  auto answered = answer_now(*invocation);
+  pb::ActorInvocationResponse* reply = &reply_;
+  auto answered = host_->invoke_now(*invocation, reply_);
   if (!answered) {
     if (invocation == &scratch_) {
-      own = take_spare_invocation();
-      own->Swap(&scratch_);
-      invocation = own.get();
+      call = take_spare_call();
+      call->invocation.Swap(&scratch_);
+      invocation = &call->invocation;
       scratch_in_use_ = false;
     }
+    // Its response is made on the request's arena when it has one (the proxy's server parses
+    // each request on its connection's arena, reset per request): it lives no longer than the
+    // request, and its parts cost no malloc and no destruction each.
+    google::protobuf::Arena* arena = request.GetArena();
+    reply = arena != nullptr
+                ? google::protobuf::Arena::CreateMessage<pb::ActorInvocationResponse>(arena)
+                : &call->response;
     // The first try is awaited here, not in a coroutine of its own: one frame fewer per call
     // (Asio's per-thread recycling cache misses more the more frames a call interleaves).
     const auto deadline = Clock::now() + window;
-    auto calling = host_->invoke(*invocation);
+    auto calling = host_->invoke(*invocation, *reply);
     auto called = co_await std::move(calling);
     if (!called && called.error().code == ErrorCode::kUnavailable && Clock::now() < deadline) {
-      auto retrying = call_host_again(entity, *invocation, deadline);
+      auto retrying = call_host_again(entity, *invocation, *reply, deadline);
       auto retried = co_await std::move(retrying);
       called = std::move(retried);
     }
@@ -703,14 +751,17 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& reque
   give_back(*invocation, request);
   if (invocation == &scratch_) {
     scratch_in_use_ = false;
-  } else {
-    keep_spare_invocation(std::move(own));
   }
   entity.last_used = Clock::now();
   if (!*answered) {
+    keep_spare_call(std::move(call));
     co_return std::move(*answered).error().with_context(describe_call(action, entity));
   }
-  if (take_reply(entity, **answered)) {
+  const bool checkpoint = take_reply(entity, *reply);
+  // Out of reply_ (or the call's response) before anything else runs here.
+  Outcome outcome = take_outcome(*reply);
+  keep_spare_call(std::move(call));
+  if (checkpoint) {
     // The store's task awaited here, as in finish_checkpoint(): no frame of save() in between.
     auto storing = store_snapshot(entity, ActorStatus::kActivated);
     auto stored = co_await std::move(storing);
@@ -721,25 +772,30 @@ Task<Result<Outcome>> Shard::handle(Entity& entity, pb::InvocationRequest& reque
           .with_context(describe_call(action, entity) + ": checkpoint");
     }
   }
-  co_return outcome_of(**answered);
+  co_return std::move(outcome);
 }
 
-std::unique_ptr<pb::ActorInvocation> Shard::take_spare_invocation() {
-  if (spare_invocations_.empty()) {
-    return std::make_unique<pb::ActorInvocation>();
+std::unique_ptr<Shard::HostCall> Shard::take_spare_call() {
+  if (spare_calls_.empty()) {
+    return std::make_unique<HostCall>();
   }
-  auto spare = std::move(spare_invocations_.back());
-  spare_invocations_.pop_back();
+  auto spare = std::move(spare_calls_.back());
+  spare_calls_.pop_back();
   return spare;
 }
 
-void Shard::keep_spare_invocation(std::unique_ptr<pb::ActorInvocation> invocation) {
-  // As many as calls were in flight at once, up to a bound; a large state is not kept.
+void Shard::keep_spare_call(std::unique_ptr<HostCall> call) {
+  if (call == nullptr) {
+    return;
+  }
+  // As many as calls were in flight at once, up to a bound; a large state is not kept, nor
+  // anything of a response (take_outcome() moved it away unless the call failed).
   constexpr std::size_t kMaxSpares = 256;
   constexpr std::size_t kMaxKeptStateBytes = 64 * 1024;
-  if (spare_invocations_.size() < kMaxSpares
-      && invocation->current_context().state().value().capacity() <= kMaxKeptStateBytes) {
-    spare_invocations_.push_back(std::move(invocation));
+  if (spare_calls_.size() < kMaxSpares
+      && call->invocation.current_context().state().value().capacity() <= kMaxKeptStateBytes) {
+    pb::ActorInvocationResponse().Swap(&call->response);
+    spare_calls_.push_back(std::move(call));
   }
 }
 
@@ -806,9 +862,9 @@ Task<Result<Outcome>> Shard::finish_checkpoint(Entity& entity, Outcome outcome,
   co_return result;
 }
 
-Task<Result<pb::ActorInvocationResponse>> Shard::call_host_again(Entity& entity,
-                                                                 pb::ActorInvocation& invocation,
-                                                                 Clock::time_point deadline) {
+Task<Result<void>> Shard::call_host_again(Entity& entity, pb::ActorInvocation& invocation,
+                                          pb::ActorInvocationResponse& response,
+                                          Clock::time_point deadline) {
   // Only an unreachable host is retried: the request never reached user code, so nothing runs
   // twice (PROTOCOL.md §5.10 retries every failure; we deliberately do not re-run actions).
   auto backoff = std::chrono::milliseconds(10);
@@ -823,9 +879,9 @@ Task<Result<pb::ActorInvocationResponse>> Shard::call_host_again(Entity& entity,
     co_await timer.async_wait(kUseTask);
     backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
     // The host leaves the invocation intact when it fails with kUnavailable, the only retry.
-    Result<pb::ActorInvocationResponse> reply = co_await host_->invoke(invocation);
-    if (reply || reply.error().code != ErrorCode::kUnavailable || Clock::now() >= deadline) {
-      co_return reply;
+    Result<void> called = co_await host_->invoke(invocation, response);
+    if (called || called.error().code != ErrorCode::kUnavailable || Clock::now() >= deadline) {
+      co_return called;
     }
   }
 }

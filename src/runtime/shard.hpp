@@ -209,27 +209,27 @@ private:
   /// Applies the host's `reply` to the entity (its state is swapped out); returns true when the
   /// reply asks for a checkpoint the entity must save before answering.
   bool take_reply(Entity& entity, protocol::pb::ActorInvocationResponse& reply);
-  /// Runs the invocation on a host that answers at once, in reply_: nullopt when it must be
-  /// awaited; otherwise its error, or its response, moved out of reply_.
-  std::optional<Result<protocol::pb::ActorInvocationResponse>> answer_now(
-      protocol::pb::ActorInvocation& invocation);
   /// The rest of a call invoke_now() ran, whose reply asked for a checkpoint: saves, then ends
   /// the run (the entity was marked running).
   Task<Result<Outcome>> finish_checkpoint(Entity& entity, Outcome outcome, std::string action);
+  /// What a call to a host that suspends has of its own (handle()): the invocation, and a
+  /// response for a request that has no arena to make it on.
+  struct HostCall;
+  /// A spare call (handle()), or a new one when there is none.
+  std::unique_ptr<HostCall> take_spare_call();
+  /// Keeps `call`, which a host had, for a later take_spare_call().
+  void keep_spare_call(std::unique_ptr<HostCall> call);
   /// Sets every field of `invocation` for running `request` on `entity`; the request's payload
   /// and metadata are lent to it (give_back() returns them).
-  /// A spare invocation message (handle()), or a new one when there is none.
-  std::unique_ptr<protocol::pb::ActorInvocation> take_spare_invocation();
-  /// Keeps `invocation`, which a host had, for a later take_spare_invocation().
-  void keep_spare_invocation(std::unique_ptr<protocol::pb::ActorInvocation> invocation);
   static void lend(const Entity& entity, protocol::pb::InvocationRequest& request,
                    protocol::pb::ActorInvocation& invocation);
   static void give_back(protocol::pb::ActorInvocation& invocation,
                         protocol::pb::InvocationRequest& request);
   /// Calls the host again for `invocation`, whose first try found it unreachable: waits with
-  /// backoff and retries while it stays unreachable, until `deadline`.
-  Task<Result<protocol::pb::ActorInvocationResponse>> call_host_again(
-      Entity& entity, protocol::pb::ActorInvocation& invocation, Clock::time_point deadline);
+  /// backoff and retries while it stays unreachable, until `deadline`; answers in `response`.
+  Task<Result<void>> call_host_again(Entity& entity, protocol::pb::ActorInvocation& invocation,
+                                     protocol::pb::ActorInvocationResponse& response,
+                                     Clock::time_point deadline);
   /// Takes the new state and tags from `response` (its state value is swapped with the entity's
   /// old one).
   void apply(Entity& entity, protocol::pb::ActorInvocationResponse& response);
@@ -278,6 +278,9 @@ private:
   /// The type URL share_type_url() returned last (kept alive by this pointer).
   std::shared_ptr<const std::string> last_type_url_;
   std::uint64_t pool_cursor_ = 0;
+  /// Whether a POOLED actor was ever registered here: until then no key needs looking up to know
+  /// it is no pool (a spawned child's definition is a registered one).
+  bool has_pools_ = false;
   Dispatcher dispatcher_;
   /// Timers running on this shard, as "system\x1fname\x1faction"; each runs until its actor's
   /// definition no longer has it.
@@ -293,9 +296,9 @@ private:
   /// (Now::reply), which reads it before the shard runs anything else; a call that needs its
   /// response longer (a checkpoint, a workflow, an awaited call) moves it away.
   protocol::pb::ActorInvocationResponse reply_;
-  /// Invocations a suspending host had (handle()), kept for the next such calls with their parts
-  /// allocated; every field is set again before use (lend()).
-  std::vector<std::unique_ptr<protocol::pb::ActorInvocation>> spare_invocations_;
+  /// Calls a suspending host had (handle()), kept for the next such calls with their parts
+  /// allocated; every field of the invocation is set again before use (lend()).
+  std::vector<std::unique_ptr<HostCall>> spare_calls_;
 
   std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<>> wakeups_;
   asio::steady_timer wakeup_timer_;

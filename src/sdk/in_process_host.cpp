@@ -4,9 +4,9 @@
 
 namespace spawn::sdk {
 
-Task<Result<protocol::pb::ActorInvocationResponse>> InProcessHost::invoke(
-    protocol::pb::ActorInvocation& invocation) {
-  co_return dispatcher_->dispatch(invocation);
+Task<Result<void>> InProcessHost::invoke(protocol::pb::ActorInvocation& invocation,
+                                         protocol::pb::ActorInvocationResponse& response) {
+  co_return dispatcher_->dispatch(invocation, response);
 }
 
 runtime::HostFactory make_in_process_host_factory(std::shared_ptr<const Dispatcher> dispatcher) {

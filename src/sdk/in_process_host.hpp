@@ -24,9 +24,10 @@ public:
   explicit InProcessHost(std::shared_ptr<const Dispatcher> dispatcher)
       : dispatcher_(std::move(dispatcher)) {}
 
-  /// Runs the action; fails as Dispatcher::dispatch() does. Completes without suspending.
-  Task<Result<protocol::pb::ActorInvocationResponse>> invoke(
-      protocol::pb::ActorInvocation& invocation) override;
+  /// Runs the action into `response`; fails as Dispatcher::dispatch() does. Completes without
+  /// suspending.
+  Task<Result<void>> invoke(protocol::pb::ActorInvocation& invocation,
+                            protocol::pb::ActorInvocationResponse& response) override;
 
   /// Runs the action here and now (always: a handler never waits).
   std::optional<Result<void>> invoke_now(protocol::pb::ActorInvocation& invocation,

@@ -47,8 +47,8 @@ public:
   FakeHost(asio::any_io_executor executor, std::shared_ptr<HostScript> script)
       : executor_(std::move(executor)), script_(std::move(script)) {}
 
-  Task<Result<protocol::pb::ActorInvocationResponse>> invoke(
-      protocol::pb::ActorInvocation& invocation) override {
+  Task<Result<void>> invoke(protocol::pb::ActorInvocation& invocation,
+                            protocol::pb::ActorInvocationResponse& response) override {
     int now = ++script_->running;
     int seen = script_->max_running;
     while (now > seen && !script_->max_running.compare_exchange_weak(seen, now)) {
@@ -66,7 +66,12 @@ public:
       handler = script_->handler;
     }
     --script_->running;
-    co_return handler(invocation);
+    Result<protocol::pb::ActorInvocationResponse> answered = handler(invocation);
+    if (!answered) {
+      co_return std::move(answered).error();
+    }
+    response = std::move(*answered);  // copied when `response` is on an arena (the shard's)
+    co_return ok();
   }
 
 private:

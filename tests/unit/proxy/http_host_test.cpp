@@ -14,6 +14,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <google/protobuf/arena.h>
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
@@ -102,13 +103,24 @@ protected:
   std::vector<Result<pb::ActorInvocationResponse>> call_all(
       HttpHost& client, std::vector<pb::ActorInvocation> invocations) {
     std::vector<std::optional<Result<pb::ActorInvocationResponse>>> slots(invocations.size());
+    // Each response on an arena of its own, as the shard makes them.
+    google::protobuf::Arena arena;
+    std::vector<pb::ActorInvocationResponse*> responses;
     for (std::size_t i = 0; i < invocations.size(); ++i) {
-      asio::co_spawn(io_, client.invoke(invocations[i]),  // lives until io_ has run
-                     [&slots, i](std::exception_ptr error, Result<pb::ActorInvocationResponse> r) {
+      responses.push_back(
+          google::protobuf::Arena::CreateMessage<pb::ActorInvocationResponse>(&arena));
+      // The invocation and the response live until io_ has run.
+      asio::co_spawn(io_, client.invoke(invocations[i], *responses[i]),
+                     [&slots, &responses, i](std::exception_ptr error, Result<void> r) {
                        if (error) {
                          std::rethrow_exception(error);
                        }
-                       slots[i].emplace(std::move(r));
+                       if (!r) {
+                         slots[i].emplace(std::move(r).error());
+                       } else {
+                         // A copy on the heap: the arena goes with this function.
+                         slots[i].emplace(pb::ActorInvocationResponse(*responses[i]));
+                       }
                      });
     }
     io_.restart();
