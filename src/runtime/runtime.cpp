@@ -454,6 +454,12 @@ Runtime::Now Runtime::invoke_now(pb::InvocationRequest& request, pb::InvocationR
     now.answered.emplace(std::move(*ran.outcome).error());
     return now;
   }
+  if (ran.rest && !ran.workflow) {
+    // A checkpoint and nothing after it: the request stays the caller's, whole, for its next
+    // call (taking it over cost a durable call its destruction and the next one its rebuilding).
+    now.rest.emplace(finish_saved(std::move(*ran.rest)));
+    return now;
+  }
   if (ran.rest || has_workflow((*ran.outcome)->response)) {
     now.rest.emplace(finish_now(std::move(request), std::move(ran)));
     return now;
@@ -481,6 +487,15 @@ Task<Result<pb::InvocationResponse>> Runtime::finish_now(pb::InvocationRequest r
   }
   auto following = follow_workflow(reply, request);
   co_return co_await std::move(following);
+}
+
+Task<Result<pb::InvocationResponse>> Runtime::finish_saved(Task<Result<Outcome>> saving) {
+  InFlight in_flight(in_flight_);
+  auto saved = co_await std::move(saving);
+  if (!saved) {
+    co_return std::move(saved).error();
+  }
+  co_return response_to(saved->response);
 }
 
 Task<Result<std::optional<pb::InvocationResponse>>> Runtime::route_elsewhere(

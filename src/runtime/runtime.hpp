@@ -97,8 +97,9 @@ public:
   /// caller's message, which may hold an earlier call's response (its messages and strings are
   /// reused): its status and payload are set. Otherwise it does nothing and answers neither (await
   /// invoke() instead): another thread, an actor to activate or busy, a host that suspends, async,
-  /// scheduled, spawning or clustered requests, and every error. `request` stays the caller's
-  /// unless a rest is returned (which takes it over).
+  /// scheduled, spawning or clustered requests, and every error. `request` stays the caller's,
+  /// as it was, unless a rest that runs a workflow is returned: that one takes its contents over
+  /// (the message is left empty).
   Now invoke_now(protocol::pb::InvocationRequest& request,
                  protocol::pb::InvocationResponse& response);
 
@@ -176,6 +177,9 @@ private:
   /// The rest of a call invoke_now() started: awaits the shard's rest, then runs the workflow.
   Task<Result<protocol::pb::InvocationResponse>> finish_now(protocol::pb::InvocationRequest request,
                                                             Shard::Now ran);
+  /// The rest of a call invoke_now() started whose reply asked for a checkpoint and no workflow:
+  /// awaits the shard's save, then answers with the reply.
+  Task<Result<protocol::pb::InvocationResponse>> finish_saved(Task<Result<Outcome>> saving);
   /// Runs `request` on the shard of `key`'s instance; both stay the caller's (borrowed until it
   /// completes). On `owner`, the shard of `key`.
   Task<Result<Outcome>> invoke_on_owner(Shard& owner, const statestore::ActorKey& key,

@@ -841,6 +841,7 @@ Shard::Now Shard::invoke_now(const ActorKey& key, pb::InvocationRequest& request
   }
   // Saving suspends: the actor runs (later calls queue) until the save is done.
   entity.running = true;
+  now.workflow = reply_.has_workflow();
   now.rest.emplace(finish_checkpoint(entity, outcome_of(reply_), action));
   return now;
 }

@@ -112,6 +112,8 @@ public:
     /// message (reused from call to call), lent to the caller until the shard runs anything else.
     /// The caller reads it (and may take its parts) or moves it away.
     protocol::pb::ActorInvocationResponse* reply = nullptr;
+    /// With a rest: whether the reply it saves carries a workflow (which needs the request).
+    bool workflow = false;
   };
 
   /// invoke() without suspending, for a caller on this shard's thread: runs `request` on the

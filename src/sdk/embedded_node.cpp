@@ -111,6 +111,9 @@ private:
                      }
                      done(std::move(response), actor, action);
                    });
+    // The request stays this thread's, for its next calls: whole after a checkpoint (the rest
+    // does not take it over), emptied when the call took the coroutine or a workflow.
+    recycle_request(std::move(request));
   }
 
   static runtime::Runtime::Now invoke_now(runtime::Runtime& runtime, pb::InvocationRequest& request,

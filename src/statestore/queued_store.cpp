@@ -96,10 +96,12 @@ Task<Result<std::int64_t>> QueuedStore::save(ActorKey key, Snapshot snapshot,
   if (snapshot.node.empty()) {
     snapshot.node = options_.node;
   }
-  return submit<std::int64_t>(*writes_, Save{.key = std::move(key),
-                                             .snapshot = std::move(snapshot),
-                                             .tags_json = std::move(*tags),
-                                             .expected_revision = expected_revision});
+  // Made in its box, not moved there (store_requests.hpp, SaveOp).
+  return submit<std::int64_t>(
+      *writes_, std::unique_ptr<Save>(new Save{.key = std::move(key),
+                                               .snapshot = std::move(snapshot),
+                                               .tags_json = std::move(*tags),
+                                               .expected_revision = expected_revision}));
 }
 
 Task<Result<void>> QueuedStore::put_scheduled(ScheduledInvocation invocation) {

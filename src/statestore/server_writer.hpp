@@ -159,7 +159,7 @@ private:
     }
     for (WriteRequest& request : requests) {
       Result<WriteOutcome> applied =
-          std::visit([&](const auto& op) { return apply(op.payload); }, request);
+          std::visit([&](const auto& op) { return apply(unbox(op.payload)); }, request);
       if (!applied) {
         results.clear();
         return classify(std::move(applied).error(), false);

@@ -408,7 +408,7 @@ private:
     const std::string now = now_utc();
     for (WriteRequest& request : requests) {
       Result<Applied> applied =
-          std::visit([&](const auto& op) { return apply(op.payload, now); }, request);
+          std::visit([&](const auto& op) { return apply(unbox(op.payload), now); }, request);
       if (!applied) {
         (void)db_.exec("ROLLBACK");
         heads_.clear();  // some may name rows that were rolled back
