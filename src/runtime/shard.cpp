@@ -584,7 +584,9 @@ void Shard::lend(const Entity& entity, pb::InvocationRequest& request,
   // Every field is set: `invocation` may hold an earlier call's.
   auto* actor = invocation.mutable_actor();
   entity.write_actor_id(*actor);
-  invocation.set_action_name(request.action_name());
+  if (invocation.action_name() != request.action_name()) {
+    invocation.set_action_name(request.action_name());
+  }
   auto* context = invocation.mutable_current_context();
   if (entity.has_state) {
     copy_state(entity, context->mutable_state());
