@@ -97,7 +97,8 @@ public:
   /// invoke() instead): another thread, an actor to activate or busy, a host that suspends, async,
   /// scheduled, spawning or clustered requests, and every error. `request` stays the caller's
   /// unless a rest is returned (which takes it over).
-  Now invoke_now(protocol::pb::InvocationRequest& request,
+  /// `shard` is shard_of(request), which the caller found already (the key is not hashed again).
+  Now invoke_now(std::size_t shard, protocol::pb::InvocationRequest& request,
                  protocol::pb::InvocationResponse& response);
 
   /// Returns the index of the shard that owns the actor `request` names.

@@ -87,7 +87,7 @@ private:
     // allocated from one call to the next. Free again once `done` returns (the calls a reply
     // function starts are posted, never run inside it).
     thread_local pb::InvocationResponse answer;
-    runtime::Runtime::Now now = invoke_now(runtime, *request, answer);
+    runtime::Runtime::Now now = invoke_now(runtime, shard, *request, answer);
     if (now.answered) {
       if (*now.answered) {
         done(answer, request->actor().id().name(), request->action_name());
@@ -113,10 +113,11 @@ private:
                    });
   }
 
-  static runtime::Runtime::Now invoke_now(runtime::Runtime& runtime, pb::InvocationRequest& request,
+  static runtime::Runtime::Now invoke_now(runtime::Runtime& runtime, std::size_t shard,
+                                          pb::InvocationRequest& request,
                                           pb::InvocationResponse& response) {
     try {
-      return runtime.invoke_now(request, response);
+      return runtime.invoke_now(shard, request, response);
     } catch (...) {
       runtime::Runtime::Now now;
       now.answered.emplace(unexpected(std::current_exception()));
