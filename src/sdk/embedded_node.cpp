@@ -1,8 +1,8 @@
 // Embedded mode: the runtime in this process, with InProcessHost on every shard.
 
+#include <atomic>
 #include <functional>
 #include <future>
-#include <shared_mutex>
 #include <utility>
 
 #include <boost/asio/io_context.hpp>
@@ -38,8 +38,10 @@ public:
   explicit EmbeddedTransport(runtime::Runtime& runtime) : runtime_(&runtime) {}
 
   void invoke(RequestPtr& request, ReplyHandler done) override {
-    std::shared_lock lock(mutex_);
-    if (runtime_ == nullptr) {
+    // Counted in flight before the check: close() either finds the call counted and waits for it,
+    // or the call finds the transport closed (both atomics are sequentially consistent).
+    InFlightCalls::Token call = in_flight_.start();
+    if (closed_.load()) {
       done(stopped());
       return;
     }
@@ -49,16 +51,15 @@ public:
     // goes along, and then serves the next calls of the thread that ran it.
     runtime::Runtime* runtime = runtime_;
     const std::size_t shard = runtime->shard_of(*request);
-    asio::post(
-        runtime->executor(shard),
-        [runtime, shard, request = std::move(request), done = std::move(done),
-         call = in_flight_.start()]() mutable { start(*runtime, shard, request, done, call); });
+    asio::post(runtime->executor(shard),
+               [runtime, shard, request = std::move(request), done = std::move(done),
+                call = std::move(call)]() mutable { start(*runtime, shard, request, done, call); });
   }
 
   Result<void> spawn(std::string system, std::vector<pba::ActorId> ids,
                      std::optional<std::int64_t> revision) override {
-    std::shared_lock lock(mutex_);
-    if (runtime_ == nullptr) {
+    InFlightCalls::Token call = in_flight_.start();
+    if (closed_.load()) {
       return stopped();
     }
     auto spawned = block_on(runtime_->executor(0), runtime_->spawn(std::move(ids), revision));
@@ -71,10 +72,7 @@ public:
   /// Refuses every new call, then waits until the calls in flight were answered. Not from a
   /// reply handler (it would wait for itself).
   void close() {
-    {
-      std::unique_lock lock(mutex_);
-      runtime_ = nullptr;
-    }
+    closed_.store(true);
     in_flight_.wait_idle();
   }
 
@@ -139,8 +137,8 @@ private:
     }
   }
 
-  std::shared_mutex mutex_;  // guards runtime_: shared by calls, exclusive to close()
-  runtime::Runtime* runtime_;
+  runtime::Runtime* runtime_;  // used only by calls made before close()
+  std::atomic<bool> closed_{false};
   InFlightCalls in_flight_;
 };
 
