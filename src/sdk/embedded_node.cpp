@@ -3,7 +3,10 @@
 #include <atomic>
 #include <functional>
 #include <future>
+#include <memory>
+#include <mutex>
 #include <utility>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
@@ -35,7 +38,11 @@ Result<T> block_on(asio::any_io_executor executor, Task<Result<T>> task) {
 /// reply handler runs there.
 class EmbeddedTransport final : public Transport {
 public:
-  explicit EmbeddedTransport(runtime::Runtime& runtime) : runtime_(&runtime) {}
+  explicit EmbeddedTransport(runtime::Runtime& runtime) : runtime_(&runtime) {
+    for (std::size_t i = 0; i < runtime.shard_count(); ++i) {
+      inboxes_.push_back(std::make_unique<Inbox>());
+    }
+  }
 
   void invoke(RequestPtr& request, ReplyHandler done) override {
     // Counted in flight before the check: close() either finds the call counted and waits for it,
@@ -46,14 +53,21 @@ public:
       return;
     }
     // Start on the shard that owns the actor, so the call does not hop between shards on its way,
-    // from that shard's queue: also from an invoke_then chain already there, whose reply must not
+    // from that shard's inbox: also from an invoke_then chain already there, whose reply must not
     // run inside invoke_then(). The runtime outlives the call: close() waits for it. The request
-    // goes along, and then serves the next calls of the thread that ran it.
-    runtime::Runtime* runtime = runtime_;
-    const std::size_t shard = runtime->shard_of(*request);
-    asio::post(runtime->executor(shard),
-               [runtime, shard, request = std::move(request), done = std::move(done),
-                call = std::move(call)]() mutable { start(*runtime, shard, request, done, call); });
+    // goes along, and then serves the next calls of the thread that ran it. One handler posted to
+    // the shard runs every call that reached its inbox until it ran, in the order they came.
+    const std::size_t shard = runtime_->shard_of(*request);
+    Inbox& inbox = *inboxes_[shard];
+    bool post = false;
+    {
+      std::lock_guard lock(inbox.mutex);
+      inbox.calls.push_back(Queued{std::move(request), std::move(done), std::move(call)});
+      post = !std::exchange(inbox.drain_posted, true);
+    }
+    if (post) {
+      asio::post(runtime_->executor(shard), [this, shard] { drain(shard); });
+    }
   }
 
   Result<void> spawn(std::string system, std::vector<pba::ActorId> ids,
@@ -77,6 +91,38 @@ public:
   }
 
 private:
+  /// A call waiting in its shard's inbox.
+  struct Queued {
+    RequestPtr request;
+    ReplyHandler done;
+    InFlightCalls::Token call;
+  };
+
+  /// The calls on their way to one shard. A call that finds no drain posted posts one; the drain
+  /// takes every call queued until then, so a burst of calls costs one post (and at most one
+  /// wake-up of the shard) instead of one each.
+  struct Inbox {
+    std::mutex mutex;
+    std::vector<Queued> calls;     // guarded by mutex
+    bool drain_posted = false;     // guarded by mutex
+    std::vector<Queued> draining;  // the shard thread's only: the calls drain() runs
+  };
+
+  /// On the thread of shard `shard`: runs the calls its inbox received, in order. The calls they
+  /// start (reply functions chaining another call) go to the inbox, for the next drain.
+  void drain(std::size_t shard) {
+    Inbox& inbox = *inboxes_[shard];
+    {
+      std::lock_guard lock(inbox.mutex);
+      inbox.draining.swap(inbox.calls);
+      inbox.drain_posted = false;
+    }
+    for (Queued& queued : inbox.draining) {
+      start(*runtime_, shard, queued.request, queued.done, queued.call);
+    }
+    inbox.draining.clear();  // ends the calls answered (their tokens); keeps the capacity
+  }
+
   /// Runs the call on the thread of the shard that owns its actor: at once when the runtime can
   /// (Runtime::invoke_now(), no coroutine), else as a coroutine.
   static void start(runtime::Runtime& runtime, std::size_t shard, RequestPtr& request,
@@ -139,6 +185,7 @@ private:
 
   runtime::Runtime* runtime_;  // used only by calls made before close()
   std::atomic<bool> closed_{false};
+  std::vector<std::unique_ptr<Inbox>> inboxes_;  // one per shard
   InFlightCalls in_flight_;
 };
 
