@@ -435,8 +435,7 @@ Runtime::Now Runtime::invoke_now(std::size_t shard, pb::InvocationRequest& reque
   if (!owner.running_here()) {
     return now;
   }
-  ActorKey key{system, id.name()};
-  auto ran = owner.invoke_now(key, request);
+  auto ran = owner.invoke_now(Shard::KeyRef(system, id.name()), request);
   if (ran.reply != nullptr) {
     if (!has_workflow(*ran.reply)) {
       answer(*ran.reply, response);  // the shard's message, read before it runs anything else

@@ -122,7 +122,7 @@ const Shard::Slot* Shard::find_registration(const ActorKey& key) const {
   return it == slots_.end() || !it->second.definition ? nullptr : &it->second;
 }
 
-Entity* Shard::entity_of(const ActorKey& key) const {
+Entity* Shard::entity_of(KeyRef key) const {
   auto it = slots_.find(key);
   return it == slots_.end() ? nullptr : it->second.entity.get();
 }
@@ -745,7 +745,7 @@ void Shard::keep_spare_invocation(std::unique_ptr<pb::ActorInvocation> invocatio
   }
 }
 
-Shard::Now Shard::invoke_now(const ActorKey& key, pb::InvocationRequest& request) {
+Shard::Now Shard::invoke_now(KeyRef key, pb::InvocationRequest& request) {
   Now now;
   // Only the common case, an active and idle actor: everything else (activation, a busy actor,
   // pools, errors) takes invoke(), which runs the same steps in a coroutine.
