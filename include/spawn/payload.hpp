@@ -108,7 +108,8 @@ namespace detail {
 template <class T>
 Result<void> unpack_message_into(const google::protobuf::Any& any, T& value) {
   static const std::string& name = T::descriptor()->full_name();  // looked up once
-  if (!type_url_names(any.type_url(), name)) {
+  // Mostly the URL `T` is packed with, which one compare recognises; any other prefix is read.
+  if (any.type_url() != type_url_of<T>() && !type_url_names(any.type_url(), name)) {
     return payload_mismatch(name, any);
   }
   if (!value.ParseFromString(any.value())) {

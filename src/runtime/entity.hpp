@@ -79,13 +79,21 @@ struct Entity {
     return id;
   }
 
-  /// Sets every field of `id` to actor_id()'s, without a temporary.
+  /// Sets every field of `id` to actor_id()'s, without a temporary. A string `id` holds already
+  /// (a reused message: mostly the same system, no parent) is compared, not assigned again.
   void write_actor_id(protocol::pba::ActorId& id) const {
     const bool pooled = definition->is_pooled();
-    id.set_name(pooled ? definition->name() : key.name);
-    id.set_system(key.system);
+    const std::string& name = pooled ? definition->name() : key.name;
+    if (id.name() != name) {
+      id.set_name(name);
+    }
+    if (id.system() != key.system) {
+      id.set_system(key.system);
+    }
     if (!pooled && key.name != definition->name()) {
-      id.set_parent(definition->name());
+      if (id.parent() != definition->name()) {
+        id.set_parent(definition->name());
+      }
     } else {
       id.clear_parent();
     }

@@ -420,7 +420,8 @@ std::size_t Runtime::shard_of(const pb::InvocationRequest& request) const {
   return statestore::key_hash(system_of(request), request.actor().id().name()) % shards_.size();
 }
 
-Runtime::Now Runtime::invoke_now(pb::InvocationRequest& request, pb::InvocationResponse& response) {
+Runtime::Now Runtime::invoke_now(std::size_t shard, pb::InvocationRequest& request,
+                                 pb::InvocationResponse& response) {
   Now now;
   const auto& id = request.actor().id();
   const std::string& system = system_of(request);
@@ -430,12 +431,11 @@ Runtime::Now Runtime::invoke_now(pb::InvocationRequest& request, pb::InvocationR
       || request.action_name().empty()) {
     return now;
   }
-  ActorKey key{system, id.name()};
-  Shard& owner = shard_for(key);
+  Shard& owner = *shards_[shard];
   if (!owner.running_here()) {
     return now;
   }
-  auto ran = owner.invoke_now(key, request);
+  auto ran = owner.invoke_now(Shard::KeyRef(system, id.name()), request);
   if (ran.reply != nullptr) {
     if (!has_workflow(*ran.reply)) {
       answer(*ran.reply, response);  // the shard's message, read before it runs anything else

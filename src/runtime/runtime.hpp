@@ -100,7 +100,8 @@ public:
   /// scheduled, spawning or clustered requests, and every error. `request` stays the caller's,
   /// as it was, unless a rest that runs a workflow is returned: that one takes its contents over
   /// (the message is left empty).
-  Now invoke_now(protocol::pb::InvocationRequest& request,
+  /// `shard` is shard_of(request), which the caller found already (the key is not hashed again).
+  Now invoke_now(std::size_t shard, protocol::pb::InvocationRequest& request,
                  protocol::pb::InvocationResponse& response);
 
   /// Returns the index of the shard that owns the actor `request` names.

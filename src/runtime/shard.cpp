@@ -130,7 +130,7 @@ const Shard::Slot* Shard::find_registration(const ActorKey& key) const {
   return it == slots_.end() || !it->second.definition ? nullptr : &it->second;
 }
 
-Entity* Shard::entity_of(const ActorKey& key) const {
+Entity* Shard::entity_of(KeyRef key) const {
   auto it = slots_.find(key);
   return it == slots_.end() ? nullptr : it->second.entity.get();
 }
@@ -600,7 +600,9 @@ void Shard::lend(const Entity& entity, pb::InvocationRequest& request,
   // Every field is set: `invocation` may hold an earlier call's.
   auto* actor = invocation.mutable_actor();
   entity.write_actor_id(*actor);
-  invocation.set_action_name(request.action_name());
+  if (invocation.action_name() != request.action_name()) {
+    invocation.set_action_name(request.action_name());
+  }
   auto* context = invocation.mutable_current_context();
   if (entity.has_state) {
     copy_state(entity, context->mutable_state());
@@ -799,7 +801,7 @@ void Shard::keep_spare_call(std::unique_ptr<HostCall> call) {
   }
 }
 
-Shard::Now Shard::invoke_now(const ActorKey& key, pb::InvocationRequest& request) {
+Shard::Now Shard::invoke_now(KeyRef key, pb::InvocationRequest& request) {
   Now now;
   // Only the common case, an active and idle actor: everything else (activation, a busy actor,
   // pools, errors) takes invoke(), which runs the same steps in a coroutine.

@@ -7,6 +7,7 @@
 #include <optional>
 #include <queue>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -61,6 +62,18 @@ struct ShardOptions {
 /// shard's own thread (callers hop there with run_on()). Nothing here takes a lock.
 class Shard {
 public:
+  /// An actor's key by its names, not owning them: finds a slot without making an ActorKey.
+  struct KeyRef {
+    KeyRef(std::string_view system_name, std::string_view actor_name)
+        : system(system_name), name(actor_name) {}
+
+    KeyRef(const statestore::ActorKey& key)  // NOLINT(google-explicit-constructor)
+        : system(key.system), name(key.name) {}
+
+    std::string_view system;
+    std::string_view name;
+  };
+
   Shard(std::size_t index, const HostFactory& host_factory, statestore::Store* store,
         ShardOptions options);
   ~Shard();
@@ -124,7 +137,7 @@ public:
   /// checkpoint returns the save as the rest to await; the actor stays running until it is done.
   /// `request` is left as it was. The host's answer comes as Now::reply, or as the outcome of a
   /// default get or an error.
-  Now invoke_now(const statestore::ActorKey& key, protocol::pb::InvocationRequest& request);
+  Now invoke_now(KeyRef key, protocol::pb::InvocationRequest& request);
 
   /// Returns true on this shard's own thread.
   bool running_here() { return io_.get_executor().running_in_this_thread(); }
@@ -184,7 +197,7 @@ private:
   /// Returns the registration under `key`, null when there is none.
   const Slot* find_registration(const statestore::ActorKey& key) const;
   /// Returns the entity of `key`, null when it has none in memory.
-  Entity* entity_of(const statestore::ActorKey& key) const;
+  Entity* entity_of(KeyRef key) const;
   Result<Entity*> find_or_create(const statestore::ActorKey& registered,
                                  const statestore::ActorKey& instance);
   Result<Entity*> accept(const statestore::ActorKey& registered,
@@ -268,9 +281,27 @@ private:
   ShardOptions options_;
 
   std::unordered_set<std::string> systems_;
+
+  /// Hashes and compares ActorKeys and KeyRefs alike (heterogeneous lookup).
+  struct KeyHash {
+    using is_transparent = void;
+
+    std::size_t operator()(KeyRef key) const noexcept {
+      return statestore::key_hash(key.system, key.name);
+    }
+  };
+
+  struct KeyEqual {
+    using is_transparent = void;
+
+    bool operator()(KeyRef a, KeyRef b) const noexcept {
+      return a.name == b.name && a.system == b.system;
+    }
+  };
+
   /// Registered actors, spawned children and the entities in memory (pool members have an entity
   /// only; a slot with neither goes).
-  std::unordered_map<statestore::ActorKey, Slot> slots_;
+  std::unordered_map<statestore::ActorKey, Slot, KeyHash, KeyEqual> slots_;
   std::size_t entity_count_ = 0;
   std::unordered_map<std::string, std::vector<Subscription>> topics_;
   /// The state type URLs of this shard's entities (share_type_url()); expired entries go once

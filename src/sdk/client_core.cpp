@@ -163,17 +163,27 @@ Result<void> ClientCore::make_request(CallSpec& spec, pb::InvocationRequest& req
                     + ": a Client was called from inside an action handler, where a synchronous "
                       "call can wait on itself; return an effect, pipe or forward instead");
   }
-  // Every field is set (assigned in place, so that reused strings keep their buffers).
+  // Every field is set (assigned in place, so that reused strings keep their buffers). A string
+  // the reused request holds already (mostly the system, the action and the type URL of the
+  // thread's previous call) is only compared: that costs less than assigning it again.
   const std::string_view system = spec.system.empty() ? dispatcher_->system() : spec.system;
-  request.mutable_system()->mutable_name()->assign(system);
+  if (request.system().name() != system) {
+    request.mutable_system()->mutable_name()->assign(system);
+  }
   auto* id = request.mutable_actor()->mutable_id();
   id->mutable_name()->assign(spec.actor);
-  id->mutable_system()->assign(system);
+  if (id->system() != system) {
+    id->mutable_system()->assign(system);
+  }
   id->clear_parent();
-  request.mutable_action_name()->assign(spec.action);
+  if (request.action_name() != spec.action) {
+    request.mutable_action_name()->assign(spec.action);
+  }
   if (spec.message != nullptr) {
     auto* value = request.mutable_value();
-    value->mutable_type_url()->assign(spec.payload_type);
+    if (value->type_url() != spec.payload_type) {
+      value->mutable_type_url()->assign(spec.payload_type);
+    }
     spec.message->SerializeToString(value->mutable_value());
   } else if (spec.payload) {
     *request.mutable_value() = std::move(*spec.payload);

@@ -61,9 +61,9 @@ public:
   /// Held by one call; releasing it (destruction) ends the call.
   class Token {
   public:
-    explicit Token(InFlightCalls* calls) : calls_(calls) {
-      calls_->count_.fetch_add(1, std::memory_order_relaxed);
-    }
+    /// Sequentially consistent, so that a transport may count a call first and then check
+    /// whether it was closed, while closing sets its flag first and then waits (no lock).
+    explicit Token(InFlightCalls* calls) : calls_(calls) { calls_->count_.fetch_add(1); }
 
     Token(Token&& other) noexcept : calls_(std::exchange(other.calls_, nullptr)) {}
 

@@ -1,9 +1,12 @@
 // Embedded mode: the runtime in this process, with InProcessHost on every shard.
 
+#include <atomic>
 #include <functional>
 #include <future>
-#include <shared_mutex>
+#include <memory>
+#include <mutex>
 #include <utility>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
@@ -35,30 +38,42 @@ Result<T> block_on(asio::any_io_executor executor, Task<Result<T>> task) {
 /// reply handler runs there.
 class EmbeddedTransport final : public Transport {
 public:
-  explicit EmbeddedTransport(runtime::Runtime& runtime) : runtime_(&runtime) {}
+  explicit EmbeddedTransport(runtime::Runtime& runtime) : runtime_(&runtime) {
+    for (std::size_t i = 0; i < runtime.shard_count(); ++i) {
+      inboxes_.push_back(std::make_unique<Inbox>());
+    }
+  }
 
   void invoke(RequestPtr& request, ReplyHandler done) override {
-    std::shared_lock lock(mutex_);
-    if (runtime_ == nullptr) {
+    // Counted in flight before the check: close() either finds the call counted and waits for it,
+    // or the call finds the transport closed (both atomics are sequentially consistent).
+    InFlightCalls::Token call = in_flight_.start();
+    if (closed_.load()) {
       done(stopped());
       return;
     }
     // Start on the shard that owns the actor, so the call does not hop between shards on its way,
-    // from that shard's queue: also from an invoke_then chain already there, whose reply must not
+    // from that shard's inbox: also from an invoke_then chain already there, whose reply must not
     // run inside invoke_then(). The runtime outlives the call: close() waits for it. The request
-    // goes along, and then serves the next calls of the thread that ran it.
-    runtime::Runtime* runtime = runtime_;
-    const std::size_t shard = runtime->shard_of(*request);
-    asio::post(
-        runtime->executor(shard),
-        [runtime, shard, request = std::move(request), done = std::move(done),
-         call = in_flight_.start()]() mutable { start(*runtime, shard, request, done, call); });
+    // goes along, and then serves the next calls of the thread that ran it. One handler posted to
+    // the shard runs every call that reached its inbox until it ran, in the order they came.
+    const std::size_t shard = runtime_->shard_of(*request);
+    Inbox& inbox = *inboxes_[shard];
+    bool post = false;
+    {
+      std::lock_guard lock(inbox.mutex);
+      inbox.calls.push_back(Queued{std::move(request), std::move(done), std::move(call)});
+      post = !std::exchange(inbox.drain_posted, true);
+    }
+    if (post) {
+      asio::post(runtime_->executor(shard), [this, shard] { drain(shard); });
+    }
   }
 
   Result<void> spawn(std::string system, std::vector<pba::ActorId> ids,
                      std::optional<std::int64_t> revision) override {
-    std::shared_lock lock(mutex_);
-    if (runtime_ == nullptr) {
+    InFlightCalls::Token call = in_flight_.start();
+    if (closed_.load()) {
       return stopped();
     }
     auto spawned = block_on(runtime_->executor(0), runtime_->spawn(std::move(ids), revision));
@@ -71,14 +86,43 @@ public:
   /// Refuses every new call, then waits until the calls in flight were answered. Not from a
   /// reply handler (it would wait for itself).
   void close() {
-    {
-      std::unique_lock lock(mutex_);
-      runtime_ = nullptr;
-    }
+    closed_.store(true);
     in_flight_.wait_idle();
   }
 
 private:
+  /// A call waiting in its shard's inbox.
+  struct Queued {
+    RequestPtr request;
+    ReplyHandler done;
+    InFlightCalls::Token call;
+  };
+
+  /// The calls on their way to one shard. A call that finds no drain posted posts one; the drain
+  /// takes every call queued until then, so a burst of calls costs one post (and at most one
+  /// wake-up of the shard) instead of one each.
+  struct Inbox {
+    std::mutex mutex;
+    std::vector<Queued> calls;     // guarded by mutex
+    bool drain_posted = false;     // guarded by mutex
+    std::vector<Queued> draining;  // the shard thread's only: the calls drain() runs
+  };
+
+  /// On the thread of shard `shard`: runs the calls its inbox received, in order. The calls they
+  /// start (reply functions chaining another call) go to the inbox, for the next drain.
+  void drain(std::size_t shard) {
+    Inbox& inbox = *inboxes_[shard];
+    {
+      std::lock_guard lock(inbox.mutex);
+      inbox.draining.swap(inbox.calls);
+      inbox.drain_posted = false;
+    }
+    for (Queued& queued : inbox.draining) {
+      start(*runtime_, shard, queued.request, queued.done, queued.call);
+    }
+    inbox.draining.clear();  // ends the calls answered (their tokens); keeps the capacity
+  }
+
   /// Runs the call on the thread of the shard that owns its actor: at once when the runtime can
   /// (Runtime::invoke_now(), no coroutine), else as a coroutine.
   static void start(runtime::Runtime& runtime, std::size_t shard, RequestPtr& request,
@@ -87,7 +131,7 @@ private:
     // allocated from one call to the next. Free again once `done` returns (the calls a reply
     // function starts are posted, never run inside it).
     thread_local pb::InvocationResponse answer;
-    runtime::Runtime::Now now = invoke_now(runtime, *request, answer);
+    runtime::Runtime::Now now = invoke_now(runtime, shard, *request, answer);
     if (now.answered) {
       if (*now.answered) {
         done(answer, request->actor().id().name(), request->action_name());
@@ -116,10 +160,11 @@ private:
     recycle_request(std::move(request));
   }
 
-  static runtime::Runtime::Now invoke_now(runtime::Runtime& runtime, pb::InvocationRequest& request,
+  static runtime::Runtime::Now invoke_now(runtime::Runtime& runtime, std::size_t shard,
+                                          pb::InvocationRequest& request,
                                           pb::InvocationResponse& response) {
     try {
-      return runtime.invoke_now(request, response);
+      return runtime.invoke_now(shard, request, response);
     } catch (...) {
       runtime::Runtime::Now now;
       now.answered.emplace(unexpected(std::current_exception()));
@@ -141,8 +186,9 @@ private:
     }
   }
 
-  std::shared_mutex mutex_;  // guards runtime_: shared by calls, exclusive to close()
-  runtime::Runtime* runtime_;
+  runtime::Runtime* runtime_;  // used only by calls made before close()
+  std::atomic<bool> closed_{false};
+  std::vector<std::unique_ptr<Inbox>> inboxes_;  // one per shard
   InFlightCalls in_flight_;
 };
 
