@@ -293,5 +293,46 @@ TEST(EmbeddedNodeTest, StateSavedAtStopIsLoadedByTheNextNode) {
   EXPECT_EQ(read->text, "[1,2]");
 }
 
+// A checkpoint that fails reaches the caller as its error, naming the actor and the action: here
+// a revision conflict (fencing), the actor having been saved first by another node on the same
+// database. The failing call is one the shard runs at once, whose save the client awaits itself.
+TEST(EmbeddedNodeTest, FailedCheckpointIsTheCallersErrorNamingActorAndAction) {
+  testing::TempDir dir;
+  EmbeddedOptions options;
+  options.statestore = "sqlite";
+  options.database = (dir.path() / "state.db").string();
+  options.statestore_key = kKey;
+  options.threads = 1;
+  ActorSystem system("fenced");
+  system.actor<Json>("doc").action("set_durable", [](Context<Json>& ctx, const Json& in) {
+    return ctx.value().state(in).checkpoint();
+  });
+  auto first = Node::embedded(system, options);
+  ASSERT_TRUE(first) << first.error().message;
+  auto second = Node::embedded(system, options);
+  ASSERT_TRUE(second) << second.error().message;
+  Client first_client = first->client();
+  Client second_client = second->client();
+  // Both active from here on, at the same revision.
+  ASSERT_TRUE(first_client.actor("doc").invoke("get"));
+  ASSERT_TRUE(second_client.actor("doc").invoke("get"));
+
+  auto saved = first_client.actor("doc").invoke("set_durable", Json{"1"});
+  ASSERT_TRUE(saved) << saved.error().message;
+  auto fenced = second_client.actor("doc").invoke("set_durable", Json{"2"});
+  ASSERT_FALSE(fenced);
+  EXPECT_EQ(fenced.error().code, ErrorCode::kConflict) << fenced.error().message;
+  EXPECT_NE(fenced.error().message.find("'set_durable'"), std::string::npos)
+      << fenced.error().message;
+  EXPECT_NE(fenced.error().message.find("doc"), std::string::npos) << fenced.error().message;
+  EXPECT_NE(fenced.error().message.find("checkpoint"), std::string::npos) << fenced.error().message;
+
+  // The fenced actor activates afresh from the store on its next call, and sees the first
+  // node's state.
+  auto read = second_client.actor("doc").invoke<Json>("get");
+  ASSERT_TRUE(read) << read.error().message;
+  EXPECT_EQ(read->text, "1");
+}
+
 }  // namespace
 }  // namespace spawn::sdk_test
