@@ -491,11 +491,13 @@ Task<Result<pb::InvocationResponse>> Runtime::finish_now(pb::InvocationRequest r
   co_return co_await std::move(following);
 }
 
-Result<void> Runtime::answer_saved(Result<Outcome>& saved, pb::InvocationResponse& response) {
+Result<void> Runtime::answer_saved(std::size_t shard, Result<Outcome>& saved,
+                                   pb::InvocationResponse& response) {
   if (!saved) {
     return std::move(saved).error();
   }
   answer(saved->response, response);
+  shards_[shard]->keep_spare_reply(saved->response);
   return ok();
 }
 

@@ -131,8 +131,10 @@ public:
   /// Answers a call from the outcome of its Now::saving, in `response` like invoke_now() (the
   /// caller's message, whose messages and strings are reused): its status and payload are set
   /// when the save succeeded; otherwise returns the error (it names the actor and the action).
-  static Result<void> answer_saved(Result<Outcome>& saved,
-                                   protocol::pb::InvocationResponse& response);
+  /// On the thread of shard `shard`, the one invoke_now() ran the call on: the outcome's reply
+  /// goes back to that shard, for a later checkpoint.
+  Result<void> answer_saved(std::size_t shard, Result<Outcome>& saved,
+                            protocol::pb::InvocationResponse& response);
 
   /// invoke() without a coroutine, for a caller on the thread of the shard that owns the actor
   /// (shard_of(), running_on()): runs a plain synchronous request here and now when its actor is

@@ -134,10 +134,10 @@ private:
       // call answered at once, in this thread's response. The request goes along (it names the
       // call) and then serves this thread's next calls; the save never takes it over.
       asio::co_spawn(runtime.executor(shard), std::move(*now.saving),
-                     [done = std::move(done), call = std::move(call), request = std::move(request),
-                      accepted = std::move(now.accepted)](std::exception_ptr error,
-                                                          Result<runtime::Outcome> saved) mutable {
-                       answer_saved(error, saved, *request, done);
+                     [&runtime, shard, done = std::move(done), call = std::move(call),
+                      request = std::move(request), accepted = std::move(now.accepted)](
+                         std::exception_ptr error, Result<runtime::Outcome> saved) mutable {
+                       answer_saved(runtime, shard, error, saved, *request, done);
                        recycle_request(std::move(request));
                      });
       return;
@@ -180,14 +180,15 @@ private:
 
   /// Answers the call `request` once its checkpoint was saved (or failed to be). On the thread
   /// of the shard, from the event loop: never inside the start of the call.
-  static void answer_saved(const std::exception_ptr& error, Result<runtime::Outcome>& saved,
+  static void answer_saved(runtime::Runtime& runtime, std::size_t shard,
+                           const std::exception_ptr& error, Result<runtime::Outcome>& saved,
                            const pb::InvocationRequest& request, ReplyHandler& done) {
     if (error) {
       done(unexpected(error));
       return;
     }
     pb::InvocationResponse& answer = reused_answer();
-    if (Result<void> answered = runtime::Runtime::answer_saved(saved, answer); !answered) {
+    if (Result<void> answered = runtime.answer_saved(shard, saved, answer); !answered) {
       done(std::move(answered).error());
       return;
     }
