@@ -457,7 +457,9 @@ Runtime::Now Runtime::invoke_now(std::size_t shard, pb::InvocationRequest& reque
   if (ran.rest && !ran.workflow) {
     // A checkpoint and nothing after it: the request stays the caller's, whole, for its next
     // call (taking it over cost a durable call its destruction and the next one its rebuilding).
-    now.rest.emplace(finish_saved(std::move(*ran.rest)));
+    // The caller awaits the shard's save itself and answers with answer_saved().
+    now.saving.emplace(std::move(*ran.rest));
+    now.accepted = Accepted(in_flight_);
     return now;
   }
   if (ran.rest || has_workflow((*ran.outcome)->response)) {
@@ -489,13 +491,14 @@ Task<Result<pb::InvocationResponse>> Runtime::finish_now(pb::InvocationRequest r
   co_return co_await std::move(following);
 }
 
-Task<Result<pb::InvocationResponse>> Runtime::finish_saved(Task<Result<Outcome>> saving) {
-  InFlight in_flight(in_flight_);
-  auto saved = co_await std::move(saving);
+Result<void> Runtime::answer_saved(std::size_t shard, Result<Outcome>& saved,
+                                   pb::InvocationResponse& response) {
   if (!saved) {
-    co_return std::move(saved).error();
+    return std::move(saved).error();
   }
-  co_return response_to(saved->response);
+  answer(saved->response, response);
+  shards_[shard]->keep_spare_reply(saved->response);
+  return ok();
 }
 
 Task<Result<std::optional<pb::InvocationResponse>>> Runtime::route_elsewhere(

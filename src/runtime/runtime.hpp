@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "spawn/result.hpp"
@@ -83,13 +84,57 @@ public:
   Task<Result<protocol::pb::InvocationResponse>> invoke_lent(
       protocol::pb::InvocationRequest& request);
 
+  /// Counts a call invoke_now() started as in flight (in_flight(), which drain() waits for) until
+  /// it goes. Movable; a default-made one counts nothing.
+  class Accepted {
+  public:
+    Accepted() = default;
+
+    explicit Accepted(std::atomic<std::int64_t>& counter) : counter_(&counter) { ++counter; }
+
+    Accepted(Accepted&& other) noexcept : counter_(std::exchange(other.counter_, nullptr)) {}
+
+    Accepted& operator=(Accepted&& other) noexcept {
+      std::swap(counter_, other.counter_);
+      return *this;
+    }
+
+    Accepted(const Accepted&) = delete;
+    Accepted& operator=(const Accepted&) = delete;
+
+    ~Accepted() {
+      if (counter_ != nullptr) {
+        --*counter_;
+      }
+    }
+
+  private:
+    std::atomic<std::int64_t>* counter_ = nullptr;
+  };
+
   /// What invoke_now() did: answered when the call ran to the end at once (ok: the response is in
-  /// the caller's message; or the error); otherwise the rest of a call that started (a checkpoint
-  /// to save, a workflow to run), to await; neither when it did not start.
+  /// the caller's message; or the error); otherwise the rest of a call that started, to await:
+  /// `saving` for a reply that asked for a checkpoint and carries no workflow (the commonest
+  /// rest), else `rest` (a checkpoint and a workflow, or a workflow); none when it did not start.
   struct Now {
     std::optional<Result<void>> answered;
     std::optional<Task<Result<protocol::pb::InvocationResponse>>> rest;
+    /// The shard's save of the checkpoint, to await on the thread of the shard (it completes
+    /// there, once the state is durable), then to hand to answer_saved(). Not wrapped in a
+    /// coroutine of the runtime's: the caller awaits it directly (one frame and one response
+    /// message fewer per durable call).
+    std::optional<Task<Result<Outcome>>> saving;
+    /// With `saving`: the call, counted in flight; keep it until the caller is answered.
+    Accepted accepted;
   };
+
+  /// Answers a call from the outcome of its Now::saving, in `response` like invoke_now() (the
+  /// caller's message, whose messages and strings are reused): its status and payload are set
+  /// when the save succeeded; otherwise returns the error (it names the actor and the action).
+  /// On the thread of shard `shard`, the one invoke_now() ran the call on: the outcome's reply
+  /// goes back to that shard, for a later checkpoint.
+  Result<void> answer_saved(std::size_t shard, Result<Outcome>& saved,
+                            protocol::pb::InvocationResponse& response);
 
   /// invoke() without a coroutine, for a caller on the thread of the shard that owns the actor
   /// (shard_of(), running_on()): runs a plain synchronous request here and now when its actor is
@@ -99,7 +144,7 @@ public:
   /// invoke() instead): another thread, an actor to activate or busy, a host that suspends, async,
   /// scheduled, spawning or clustered requests, and every error. `request` stays the caller's,
   /// as it was, unless a rest that runs a workflow is returned: that one takes its contents over
-  /// (the message is left empty).
+  /// (the message is left empty); Now::saving never does.
   /// `shard` is shard_of(request), which the caller found already (the key is not hashed again).
   Now invoke_now(std::size_t shard, protocol::pb::InvocationRequest& request,
                  protocol::pb::InvocationResponse& response);
@@ -178,9 +223,6 @@ private:
   /// The rest of a call invoke_now() started: awaits the shard's rest, then runs the workflow.
   Task<Result<protocol::pb::InvocationResponse>> finish_now(protocol::pb::InvocationRequest request,
                                                             Shard::Now ran);
-  /// The rest of a call invoke_now() started whose reply asked for a checkpoint and no workflow:
-  /// awaits the shard's save, then answers with the reply.
-  Task<Result<protocol::pb::InvocationResponse>> finish_saved(Task<Result<Outcome>> saving);
   /// Runs `request` on the shard of `key`'s instance; both stay the caller's (borrowed until it
   /// completes). On `owner`, the shard of `key`.
   Task<Result<Outcome>> invoke_on_owner(Shard& owner, const statestore::ActorKey& key,

@@ -844,8 +844,28 @@ Shard::Now Shard::invoke_now(KeyRef key, pb::InvocationRequest& request) {
   // Saving suspends: the actor runs (later calls queue) until the save is done.
   entity.running = true;
   now.workflow = reply_.has_workflow();
-  now.rest.emplace(finish_checkpoint(entity, outcome_of(reply_), action));
+  // The reply goes with the rest; reply_ takes a spare's parts in exchange (a response given
+  // back by an earlier checkpoint's caller), so the next call does not build them again.
+  Outcome outcome;
+  if (!spare_replies_.empty()) {
+    outcome.response = std::move(spare_replies_.back());
+    spare_replies_.pop_back();
+  }
+  outcome.response.Swap(&reply_);
+  now.rest.emplace(finish_checkpoint(entity, std::move(outcome), action));
   return now;
+}
+
+void Shard::keep_spare_reply(pb::ActorInvocationResponse& reply) {
+  // As many as checkpoints were saving at once, up to a bound; a large state or payload is not
+  // kept.
+  constexpr std::size_t kMaxSpares = 256;
+  constexpr std::size_t kMaxKeptBytes = 64 * 1024;
+  if (spare_replies_.size() < kMaxSpares && reply.GetArena() == nullptr
+      && reply.updated_context().state().value().capacity() <= kMaxKeptBytes
+      && reply.value().value().capacity() <= kMaxKeptBytes) {
+    spare_replies_.emplace_back(std::move(reply));
+  }
 }
 
 Task<Result<Outcome>> Shard::finish_checkpoint(Entity& entity, Outcome outcome,

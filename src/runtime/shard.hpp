@@ -139,6 +139,11 @@ public:
   /// default get or an error.
   Now invoke_now(KeyRef key, protocol::pb::InvocationRequest& request);
 
+  /// Takes back the response of a checkpointed call's outcome (Now::rest) once its caller read
+  /// it: it holds the reply of a later checkpointed call, with its parts allocated, instead of a
+  /// new one. Keeps a bounded number, none with a large state or payload.
+  void keep_spare_reply(protocol::pb::ActorInvocationResponse& reply);
+
   /// Returns true on this shard's own thread.
   bool running_here() { return io_.get_executor().running_in_this_thread(); }
 
@@ -327,8 +332,12 @@ private:
   /// The response a host answering at once fills (Host::invoke_now()): like scratch_, its
   /// messages and strings stay allocated from one call to the next. Lent to invoke_now()'s caller
   /// (Now::reply), which reads it before the shard runs anything else; a call that needs its
-  /// response longer (a checkpoint, a workflow, an awaited call) moves it away.
+  /// response longer (a workflow, an awaited call) moves it away, a checkpoint exchanges it for a
+  /// spare reply.
   protocol::pb::ActorInvocationResponse reply_;
+  /// Responses of checkpointed calls given back (keep_spare_reply()): a checkpoint's outcome
+  /// takes one in exchange for reply_, whose parts stay allocated for the next call.
+  std::vector<protocol::pb::ActorInvocationResponse> spare_replies_;
   /// Calls a suspending host had (handle()), kept for the next such calls with their parts
   /// allocated; every field of the invocation is set again before use (lend()).
   std::vector<std::unique_ptr<HostCall>> spare_calls_;

@@ -127,11 +127,21 @@ private:
   /// (Runtime::invoke_now(), no coroutine), else as a coroutine.
   static void start(runtime::Runtime& runtime, std::size_t shard, RequestPtr& request,
                     ReplyHandler& done, InFlightCalls::Token& call) {
-    // What the calls this thread runs at once are answered in: its messages and strings stay
-    // allocated from one call to the next. Free again once `done` returns (the calls a reply
-    // function starts are posted, never run inside it).
-    thread_local pb::InvocationResponse answer;
+    pb::InvocationResponse& answer = reused_answer();
     runtime::Runtime::Now now = invoke_now(runtime, shard, *request, answer);
+    if (now.saving) {
+      // A checkpoint to save, then the reply: its save is awaited directly, and answered like a
+      // call answered at once, in this thread's response. The request goes along (it names the
+      // call) and then serves this thread's next calls; the save never takes it over.
+      asio::co_spawn(runtime.executor(shard), std::move(*now.saving),
+                     [&runtime, shard, done = std::move(done), call = std::move(call),
+                      request = std::move(request), accepted = std::move(now.accepted)](
+                         std::exception_ptr error, Result<runtime::Outcome> saved) mutable {
+                       answer_saved(runtime, shard, error, saved, *request, done);
+                       recycle_request(std::move(request));
+                     });
+      return;
+    }
     if (now.answered) {
       if (*now.answered) {
         done(answer, request->actor().id().name(), request->action_name());
@@ -155,9 +165,34 @@ private:
                      }
                      done(std::move(response), actor, action);
                    });
-    // The request stays this thread's, for its next calls: whole after a checkpoint (the rest
-    // does not take it over), emptied when the call took the coroutine or a workflow.
+    // The request stays this thread's, for its next calls, emptied: the call took it over (the
+    // coroutine, or the rest that runs a workflow).
     recycle_request(std::move(request));
+  }
+
+  /// What the calls this thread runs at once, and the checkpoints it saved, are answered in: its
+  /// messages and strings stay allocated from one call to the next. Free again once `done`
+  /// returns (the calls a reply function starts are posted, never run inside it).
+  static pb::InvocationResponse& reused_answer() {
+    thread_local pb::InvocationResponse answer;
+    return answer;
+  }
+
+  /// Answers the call `request` once its checkpoint was saved (or failed to be). On the thread
+  /// of the shard, from the event loop: never inside the start of the call.
+  static void answer_saved(runtime::Runtime& runtime, std::size_t shard,
+                           const std::exception_ptr& error, Result<runtime::Outcome>& saved,
+                           const pb::InvocationRequest& request, ReplyHandler& done) {
+    if (error) {
+      done(unexpected(error));
+      return;
+    }
+    pb::InvocationResponse& answer = reused_answer();
+    if (Result<void> answered = runtime.answer_saved(shard, saved, answer); !answered) {
+      done(std::move(answered).error());
+      return;
+    }
+    done(answer, request.actor().id().name(), request.action_name());
   }
 
   static runtime::Runtime::Now invoke_now(runtime::Runtime& runtime, std::size_t shard,

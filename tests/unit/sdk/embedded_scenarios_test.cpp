@@ -293,5 +293,94 @@ TEST(EmbeddedNodeTest, StateSavedAtStopIsLoadedByTheNextNode) {
   EXPECT_EQ(read->text, "[1,2]");
 }
 
+// A checkpointed call's reply goes back to its shard once answered and then holds the reply of a
+// later call: nothing of the checkpointed call (payload, state, tags, checkpoint) may reach it.
+TEST(EmbeddedNodeTest, RepliesOfCheckpointsCarryNothingToLaterCalls) {
+  testing::TempDir dir;
+  EmbeddedOptions options;
+  options.statestore = "sqlite";
+  options.database = (dir.path() / "state.db").string();
+  options.statestore_key = kKey;
+  options.threads = 1;  // every call on the same shard
+  ActorSystem system("spares");
+  for (const char* name : {"a", "b"}) {
+    system.actor<Json>(name)
+        .action("keep",
+                [](Context<Json>& ctx, const Json& in) {
+                  return ctx.value().state(in).tag("k", "v").reply(in).checkpoint();
+                })
+        .action("quiet", [](Context<Json>&) {})
+        .action("peek", [](Context<Json>& ctx) {
+          return ctx.value().reply(
+              Json{"state=" + ctx.state().text + " tags=" + std::to_string(ctx.tags().size())});
+        });
+  }
+  auto node = Node::embedded(system, options);
+  ASSERT_TRUE(node) << node.error().message;
+  Client client = node->client();
+  auto a = client.actor("a");
+  auto b = client.actor("b");
+  ASSERT_TRUE(a.invoke<Json>("peek"));  // both active from here on: run at once
+  ASSERT_TRUE(b.invoke<Json>("peek"));
+
+  for (int i = 0; i < 3; ++i) {  // each one's reply given back, taken by the next
+    auto kept = a.invoke<Json>("keep", Json{"[" + std::to_string(i) + "]"});
+    ASSERT_TRUE(kept) << kept.error().message;
+    EXPECT_EQ(kept->text, "[" + std::to_string(i) + "]");
+  }
+  // No reply, no state, no tags set, no checkpoint: b's call is answered from a response that
+  // held a's checkpointed reply.
+  auto quiet = b.invoke<Json>("quiet");
+  ASSERT_FALSE(quiet);
+  EXPECT_EQ(quiet.error().code, ErrorCode::kInvalidArgument) << quiet.error().message;
+  auto peek = b.invoke<Json>("peek");
+  ASSERT_TRUE(peek) << peek.error().message;
+  EXPECT_EQ(peek->text, "state= tags=0");
+  peek = a.invoke<Json>("peek");
+  ASSERT_TRUE(peek) << peek.error().message;
+  EXPECT_EQ(peek->text, "state=[2] tags=1");
+}
+
+// A checkpoint that fails reaches the caller as its error, naming the actor and the action: here
+// a revision conflict (fencing), the actor having been saved first by another node on the same
+// database. The failing call is one the shard runs at once, whose save the client awaits itself.
+TEST(EmbeddedNodeTest, FailedCheckpointIsTheCallersErrorNamingActorAndAction) {
+  testing::TempDir dir;
+  EmbeddedOptions options;
+  options.statestore = "sqlite";
+  options.database = (dir.path() / "state.db").string();
+  options.statestore_key = kKey;
+  options.threads = 1;
+  ActorSystem system("fenced");
+  system.actor<Json>("doc").action("set_durable", [](Context<Json>& ctx, const Json& in) {
+    return ctx.value().state(in).checkpoint();
+  });
+  auto first = Node::embedded(system, options);
+  ASSERT_TRUE(first) << first.error().message;
+  auto second = Node::embedded(system, options);
+  ASSERT_TRUE(second) << second.error().message;
+  Client first_client = first->client();
+  Client second_client = second->client();
+  // Both active from here on, at the same revision.
+  ASSERT_TRUE(first_client.actor("doc").invoke("get"));
+  ASSERT_TRUE(second_client.actor("doc").invoke("get"));
+
+  auto saved = first_client.actor("doc").invoke("set_durable", Json{"1"});
+  ASSERT_TRUE(saved) << saved.error().message;
+  auto fenced = second_client.actor("doc").invoke("set_durable", Json{"2"});
+  ASSERT_FALSE(fenced);
+  EXPECT_EQ(fenced.error().code, ErrorCode::kConflict) << fenced.error().message;
+  EXPECT_NE(fenced.error().message.find("'set_durable'"), std::string::npos)
+      << fenced.error().message;
+  EXPECT_NE(fenced.error().message.find("doc"), std::string::npos) << fenced.error().message;
+  EXPECT_NE(fenced.error().message.find("checkpoint"), std::string::npos) << fenced.error().message;
+
+  // The fenced actor activates afresh from the store on its next call, and sees the first
+  // node's state.
+  auto read = second_client.actor("doc").invoke<Json>("get");
+  ASSERT_TRUE(read) << read.error().message;
+  EXPECT_EQ(read->text, "1");
+}
+
 }  // namespace
 }  // namespace spawn::sdk_test
