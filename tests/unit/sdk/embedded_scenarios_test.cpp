@@ -24,13 +24,19 @@ namespace {
 // base64 of the 32 bytes "0123456789abcdef0123456789abcdef".
 constexpr const char* kKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
+/// Options for a node on an encrypted SQLite file in `dir`.
+EmbeddedOptions encrypted_sqlite_in(const testing::TempDir& dir) {
+  EmbeddedOptions options;
+  options.statestore = "sqlite";
+  options.database = (dir.path() / "state.db").string();
+  options.statestore_key = kKey;
+  return options;
+}
+
 class EmbeddedHarness final : public NodeHarness {
 public:
   Result<Node> start(const ActorSystem& system) override {
-    EmbeddedOptions options;
-    options.statestore = "sqlite";
-    options.database = (dir_.path() / "state.db").string();
-    options.statestore_key = kKey;
+    EmbeddedOptions options = encrypted_sqlite_in(dir_);
     options.threads = 2;
     return Node::embedded(system, options);
   }
@@ -52,9 +58,7 @@ TEST(EmbeddedNodeTest, PersistentStoreWithoutKeyIsAConfigError) {
   ActorSystem system("keyless");
   system.actor("echo").action("noop", [](Context<NoState>&) {});
   testing::TempDir dir;
-  EmbeddedOptions options;
-  options.statestore = "sqlite";
-  options.database = (dir.path() / "state.db").string();
+  EmbeddedOptions options = encrypted_sqlite_in(dir);
   options.statestore_key = "";
   auto node = Node::embedded(system, options);
   ASSERT_FALSE(node);
@@ -270,10 +274,7 @@ TEST(EmbeddedNodeTest, StoppedNodeRefusesCalls) {
 
 TEST(EmbeddedNodeTest, StateSavedAtStopIsLoadedByTheNextNode) {
   testing::TempDir dir;
-  EmbeddedOptions options;
-  options.statestore = "sqlite";
-  options.database = (dir.path() / "state.db").string();
-  options.statestore_key = kKey;
+  EmbeddedOptions options = encrypted_sqlite_in(dir);
   auto make_system = [] {
     auto system = std::make_unique<ActorSystem>("durable");
     system->actor<Json>("doc").action(
@@ -297,10 +298,7 @@ TEST(EmbeddedNodeTest, StateSavedAtStopIsLoadedByTheNextNode) {
 // later call: nothing of the checkpointed call (payload, state, tags, checkpoint) may reach it.
 TEST(EmbeddedNodeTest, RepliesOfCheckpointsCarryNothingToLaterCalls) {
   testing::TempDir dir;
-  EmbeddedOptions options;
-  options.statestore = "sqlite";
-  options.database = (dir.path() / "state.db").string();
-  options.statestore_key = kKey;
+  EmbeddedOptions options = encrypted_sqlite_in(dir);
   options.threads = 1;  // every call on the same shard
   ActorSystem system("spares");
   for (const char* name : {"a", "b"}) {
@@ -346,10 +344,7 @@ TEST(EmbeddedNodeTest, RepliesOfCheckpointsCarryNothingToLaterCalls) {
 // database. The failing call is one the shard runs at once, whose save the client awaits itself.
 TEST(EmbeddedNodeTest, FailedCheckpointIsTheCallersErrorNamingActorAndAction) {
   testing::TempDir dir;
-  EmbeddedOptions options;
-  options.statestore = "sqlite";
-  options.database = (dir.path() / "state.db").string();
-  options.statestore_key = kKey;
+  EmbeddedOptions options = encrypted_sqlite_in(dir);
   options.threads = 1;
   ActorSystem system("fenced");
   system.actor<Json>("doc").action("set_durable", [](Context<Json>& ctx, const Json& in) {
