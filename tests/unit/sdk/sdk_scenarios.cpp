@@ -354,6 +354,19 @@ TEST_P(SdkScenarioTest, PipeAnswersWithTheTargetsReplyToTheOutput) {
   EXPECT_EQ(piped->amount(), 10);
 }
 
+// A reply of another type than the caller asked for is an error naming the call, also when a
+// workflow (here a pipe) made the reply.
+TEST_P(SdkScenarioTest, ReplyOfAnotherTypeAfterAPipeNamesTheCall) {
+  auto account = client().actor("account");
+  ASSERT_TRUE(account.invoke<Balance>("deposit", deposit(1)));  // active and idle from here on
+  auto piped = account.invoke<Note>("double_then_pipe", deposit(5));
+  ASSERT_FALSE(piped);
+  EXPECT_EQ(piped.error().code, ErrorCode::kInvalidArgument) << piped.error().message;
+  EXPECT_NE(piped.error().message.find("invoke 'double_then_pipe' on actor 'account'"),
+            std::string::npos)
+      << piped.error().message;
+}
+
 TEST_P(SdkScenarioTest, ForwardAnswersWithTheTargetsReplyToTheInput) {
   auto forwarded = client().actor("account").invoke<Balance>("forward_to_ledger", deposit(4));
   ASSERT_TRUE(forwarded) << forwarded.error().message;
