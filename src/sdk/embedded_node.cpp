@@ -152,22 +152,43 @@ private:
       recycle_request(std::move(request));
       return;
     }
+    // Read first: a workflow takes the request's contents over.
     std::string actor = request->actor().id().name();
     std::string action = request->action_name();
-    auto task = now.rest ? std::move(*now.rest) : runtime.invoke(std::move(*request));
-    asio::co_spawn(runtime.executor(shard), std::move(task),
+    if (now.rest) {
+      // The rest runs a workflow and took the request over: it goes back to this thread's pool
+      // emptied.
+      asio::co_spawn(runtime.executor(shard), std::move(*now.rest),
+                     [done = std::move(done), call = std::move(call), actor = std::move(actor),
+                      action = std::move(action)](std::exception_ptr error,
+                                                  Result<pb::InvocationResponse> response) mutable {
+                       answer_routed(error, response, actor, action, done);
+                     });
+      recycle_request(std::move(request));
+      return;
+    }
+    // Routed as a coroutine (an actor to activate, a busy one, a host that suspends, …) that
+    // borrows the request: the completion keeps it alive and then gives it back to this thread's
+    // pool, mostly whole, so the thread's next call does not build it again from nothing.
+    auto routing = runtime.invoke_lent(*request);
+    asio::co_spawn(runtime.executor(shard), std::move(routing),
                    [done = std::move(done), call = std::move(call), actor = std::move(actor),
-                    action = std::move(action)](std::exception_ptr error,
-                                                Result<pb::InvocationResponse> response) mutable {
-                     if (error) {
-                       done(unexpected(error));
-                       return;
-                     }
-                     done(std::move(response), actor, action);
+                    action = std::move(action), request = std::move(request)](
+                       std::exception_ptr error, Result<pb::InvocationResponse> response) mutable {
+                     answer_routed(error, response, actor, action, done);
+                     recycle_request(std::move(request));
                    });
-    // The request stays this thread's, for its next calls, emptied: the call took it over (the
-    // coroutine, or the rest that runs a workflow).
-    recycle_request(std::move(request));
+  }
+
+  /// Answers a call the runtime routed as a coroutine.
+  static void answer_routed(const std::exception_ptr& error,
+                            Result<pb::InvocationResponse>& response, const std::string& actor,
+                            const std::string& action, ReplyHandler& done) {
+    if (error) {
+      done(unexpected(error));
+      return;
+    }
+    done(std::move(response), actor, action);
   }
 
   /// What the calls this thread runs at once, and the checkpoints it saved, are answered in: its
