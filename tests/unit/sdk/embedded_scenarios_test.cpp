@@ -24,6 +24,12 @@ namespace {
 // base64 of the 32 bytes "0123456789abcdef0123456789abcdef".
 constexpr const char* kKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
+/// An action answering with its actor's state and how many tags it has.
+const auto peek_state_and_tags = [](Context<Json>& ctx) {
+  return ctx.value().reply(
+      Json{"state=" + ctx.state().text + " tags=" + std::to_string(ctx.tags().size())});
+};
+
 /// Options for a node on an encrypted SQLite file in `dir`.
 EmbeddedOptions encrypted_sqlite_in(const testing::TempDir& dir) {
   EmbeddedOptions options;
@@ -105,10 +111,7 @@ TEST(EmbeddedNodeTest, ReusedResponsesCarryNothingOfThePreviousCall) {
                   out.set_amount(5);
                   return ctx.value().reply(out);
                 })
-        .action("peek", [](Context<Json>& ctx) {
-          return ctx.value().reply(
-              Json{"state=" + ctx.state().text + " tags=" + std::to_string(ctx.tags().size())});
-        });
+        .action("peek", peek_state_and_tags);
   }
   EmbeddedOptions options;
   options.threads = 1;  // every call on the same shard
@@ -308,10 +311,7 @@ TEST(EmbeddedNodeTest, RepliesOfCheckpointsCarryNothingToLaterCalls) {
                   return ctx.value().state(in).tag("k", "v").reply(in).checkpoint();
                 })
         .action("quiet", [](Context<Json>&) {})
-        .action("peek", [](Context<Json>& ctx) {
-          return ctx.value().reply(
-              Json{"state=" + ctx.state().text + " tags=" + std::to_string(ctx.tags().size())});
-        });
+        .action("peek", peek_state_and_tags);
   }
   auto node = Node::embedded(system, options);
   ASSERT_TRUE(node) << node.error().message;
