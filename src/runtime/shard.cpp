@@ -20,6 +20,12 @@ using statestore::ActorStatus;
 
 namespace {
 
+/// How many spare host calls, and spare replies of checkpoints, a shard keeps (as many as were in
+/// flight at once, up to this), and the largest buffer one may hold: a larger one would stay
+/// allocated for as long as the shard lives, so such a spare is deleted instead.
+constexpr std::size_t kMaxSpares = 256;
+constexpr std::size_t kMaxSpareBytes = 64 * 1024;
+
 std::string describe(const ActorKey& key) {
   return key.system + "/" + key.name;
 }
@@ -792,10 +798,8 @@ void Shard::keep_spare_call(std::unique_ptr<HostCall> call) {
   }
   // As many as calls were in flight at once, up to a bound; a large state is not kept, nor
   // anything of a response (take_outcome() moved it away unless the call failed).
-  constexpr std::size_t kMaxSpares = 256;
-  constexpr std::size_t kMaxKeptStateBytes = 64 * 1024;
   if (spare_calls_.size() < kMaxSpares
-      && call->invocation.current_context().state().value().capacity() <= kMaxKeptStateBytes) {
+      && call->invocation.current_context().state().value().capacity() <= kMaxSpareBytes) {
     pb::ActorInvocationResponse().Swap(&call->response);
     spare_calls_.push_back(std::move(call));
   }
@@ -859,11 +863,9 @@ Shard::Now Shard::invoke_now(KeyRef key, pb::InvocationRequest& request) {
 void Shard::keep_spare_reply(pb::ActorInvocationResponse& reply) {
   // As many as checkpoints were saving at once, up to a bound; a large state or payload is not
   // kept.
-  constexpr std::size_t kMaxSpares = 256;
-  constexpr std::size_t kMaxKeptBytes = 64 * 1024;
   if (spare_replies_.size() < kMaxSpares && reply.GetArena() == nullptr
-      && reply.updated_context().state().value().capacity() <= kMaxKeptBytes
-      && reply.value().value().capacity() <= kMaxKeptBytes) {
+      && reply.updated_context().state().value().capacity() <= kMaxSpareBytes
+      && reply.value().value().capacity() <= kMaxSpareBytes) {
     spare_replies_.emplace_back(std::move(reply));
   }
 }
