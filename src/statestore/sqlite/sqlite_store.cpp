@@ -184,9 +184,12 @@ constexpr std::string_view kUpdate = R"sql(
 // is the compare-and-set, on the revision and that history id both (?12 the new row's id). The
 // writer also remembers the snapshot row's rowid (learnt from the insert or an update's
 // RETURNING): kUpdateRow finds the row by it (?13), one B-tree search instead of two (the primary
-// key's index, then the table). The rowid is only a hint: the row must still be the actor's,
-// so a rowid that changed (VACUUM renumbers them) updates nothing and the save takes the slow
-// path, like one whose row another process changed.
+// key's index, then the table). The rowid is only a hint; the history id ?11 checks that the row
+// is still the actor's, without comparing (and binding) the key: a history row belongs to one
+// actor, ids are never reused while a snapshot row names them (only an append that no update
+// took is taken back), and a snapshot row only ever names a row of its own actor. So a rowid that
+// changed (VACUUM renumbers them) updates nothing and the save takes the slow path, like one
+// whose row another process changed.
 constexpr std::string_view kAppend = R"sql(
   INSERT INTO snapshot_history (system, actor, revision, previous, status, node, tags, data_type,
                                 has_state, saved_at, data)
@@ -203,7 +206,7 @@ constexpr std::string_view kUpdateHead = R"sql(
 constexpr std::string_view kUpdateRow = R"sql(
   UPDATE snapshots SET status = ?3, node = ?4, revision = ?10 + 1, tags = ?5, data_type = ?6,
                        data = ?7, has_state = ?8, updated_at = ?9, history_id = ?12
-  WHERE rowid = ?13 AND system = ?1 AND actor = ?2 AND revision = ?10 AND history_id = ?11
+  WHERE rowid = ?13 AND history_id = ?11 AND revision = ?10
 )sql";
 
 // Takes back a fast-path append whose update found the row changed by another process.
@@ -507,7 +510,7 @@ private:
     const std::int64_t history_id = db_.last_insert_rowid();
     std::int64_t row = 0;
     if (known_row != 0) {
-      bind(update_row_, save, now);
+      bind_values(update_row_, save, now);
       update_row_.bind_int64(11, previous);
       update_row_.bind_int64(12, history_id);
       update_row_.bind_int64(13, known_row);
@@ -540,9 +543,14 @@ private:
 
   // Binds ?1 to ?10 of kRecordFirst, kRecord, kInsert, kUpdate, kAppend and kUpdateHead.
   static void bind(Statement& statement, const Save& save, const std::string& now) {
-    const Snapshot& snapshot = save.snapshot;
     statement.bind_text(1, save.key.system);
     statement.bind_text(2, save.key.name);
+    bind_values(statement, save, now);
+  }
+
+  // Binds ?3 to ?10 (all but the key), for kUpdateRow.
+  static void bind_values(Statement& statement, const Save& save, const std::string& now) {
+    const Snapshot& snapshot = save.snapshot;
     statement.bind_text(3, status_text(snapshot.status));
     statement.bind_text(4, snapshot.node);
     statement.bind_text(5, save.tags_json);
