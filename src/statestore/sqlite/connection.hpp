@@ -48,8 +48,8 @@ public:
   /// Makes the statement ready to run again and drops its bindings.
   void reset();
   /// As reset() but keeps the bound values: only for a statement whose every parameter is
-  /// bound again before its next step (text and blobs are bound without a copy, so a kept
-  /// binding may point at memory that is gone).
+  /// bound again before its next step or bound to memory that outlives the statement (text and
+  /// blobs are bound without a copy, so a kept binding may point at memory that is gone).
   void reset_keeping_bindings();
 
   /// Column accessors for the current row (0-based). Views stay valid until the next step or

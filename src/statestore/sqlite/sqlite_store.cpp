@@ -271,8 +271,9 @@ Result<void> run(Statement& statement) {
   return ok();
 }
 
-// As run(), for a statement whose every parameter is bound before each run: its bindings are
-// left as they are (each is replaced before the next step), which saves clearing them.
+// As run(), for a statement whose every parameter is either bound again before each run or
+// bound to memory the writer owns (KeptText): its bindings are left as they are, which saves
+// clearing them.
 Result<void> run_rebound(Statement& statement) {
   Result<bool> stepped = statement.step();
   statement.reset_keeping_bindings();
@@ -336,6 +337,61 @@ Result<void> migrate(Connection& db) {
   }
   return db.exec("COMMIT");
 }
+
+/// A text parameter of a statement whose bindings are kept between runs (see run_rebound()),
+/// bound to a copy of its value that it owns and bound again only when the value changes.
+/// Binding costs far more than comparing, and consecutive saves mostly repeat their system,
+/// status, node, tags and type, and the transaction's time.
+class KeptText {
+public:
+  explicit KeptText(int index) : index_(index) {}
+
+  /// Makes the parameter of `statement` hold `value`.
+  void bind(Statement& statement, std::string_view value) {
+    if (bound_ && value == value_) {
+      return;
+    }
+    value_.assign(value);
+    statement.bind_text(index_, value_);
+    bound_ = true;
+  }
+
+private:
+  int index_;
+  bool bound_ = false;
+  std::string value_;
+};
+
+/// As KeptText, for an integer parameter.
+class KeptInt {
+public:
+  explicit KeptInt(int index) : index_(index) {}
+
+  void bind(Statement& statement, std::int64_t value) {
+    if (bound_ && value == value_) {
+      return;
+    }
+    value_ = value;
+    statement.bind_int64(index_, value_);
+    bound_ = true;
+  }
+
+private:
+  int index_;
+  bool bound_ = false;
+  std::int64_t value_ = 0;
+};
+
+/// The kept parameters of kAppend or kUpdateRow (see Writer::bind_kept()).
+struct KeptParameters {
+  KeptText system{1};  // kAppend only
+  KeptText status{3};
+  KeptText node{4};
+  KeptText tags{5};
+  KeptText data_type{6};
+  KeptInt has_state{8};
+  KeptText now{9};
+};
 
 /// The write connection and its statements; used only by the writer thread.
 class Writer final : public BatchWriter {
@@ -502,7 +558,9 @@ private:
     }
     const std::int64_t previous = head->second.history_id;
     const std::int64_t known_row = head->second.row;
-    bind(append_, save, now);
+    append_kept_.system.bind(append_, save.key.system);
+    append_.bind_text(2, save.key.name);
+    bind_kept(append_, append_kept_, save, now);
     append_.bind_int64(11, previous);
     if (Result<void> appended = run_rebound(append_); !appended) {
       return appended.error();
@@ -510,7 +568,7 @@ private:
     const std::int64_t history_id = db_.last_insert_rowid();
     std::int64_t row = 0;
     if (known_row != 0) {
-      bind_values(update_row_, save, now);
+      bind_kept(update_row_, update_row_kept_, save, now);
       update_row_.bind_int64(11, previous);
       update_row_.bind_int64(12, history_id);
       update_row_.bind_int64(13, known_row);
@@ -541,16 +599,11 @@ private:
     return std::optional<std::int64_t>();
   }
 
-  // Binds ?1 to ?10 of kRecordFirst, kRecord, kInsert, kUpdate, kAppend and kUpdateHead.
+  // Binds ?1 to ?10 of kRecordFirst, kRecord, kInsert, kUpdate and kUpdateHead.
   static void bind(Statement& statement, const Save& save, const std::string& now) {
+    const Snapshot& snapshot = save.snapshot;
     statement.bind_text(1, save.key.system);
     statement.bind_text(2, save.key.name);
-    bind_values(statement, save, now);
-  }
-
-  // Binds ?3 to ?10 (all but the key), for kUpdateRow.
-  static void bind_values(Statement& statement, const Save& save, const std::string& now) {
-    const Snapshot& snapshot = save.snapshot;
     statement.bind_text(3, status_text(snapshot.status));
     statement.bind_text(4, snapshot.node);
     statement.bind_text(5, save.tags_json);
@@ -563,6 +616,26 @@ private:
     }
     statement.bind_int64(8, snapshot.has_state ? 1 : 0);
     statement.bind_text(9, now);
+    statement.bind_int64(10, save.expected_revision);
+  }
+
+  // Binds ?3 to ?10 as bind() does, for kAppend and kUpdateRow, whose bindings are kept between
+  // runs: the values saves mostly repeat are bound only when they change.
+  static void bind_kept(Statement& statement, KeptParameters& kept, const Save& save,
+                        const std::string& now) {
+    const Snapshot& snapshot = save.snapshot;
+    kept.status.bind(statement, status_text(snapshot.status));
+    kept.node.bind(statement, snapshot.node);
+    kept.tags.bind(statement, save.tags_json);
+    if (snapshot.has_state) {
+      kept.data_type.bind(statement, snapshot.type_url);
+      statement.bind_blob(7, snapshot.data);
+    } else {
+      kept.data_type.bind(statement, "");
+      statement.bind_null(7);
+    }
+    kept.has_state.bind(statement, snapshot.has_state ? 1 : 0);
+    kept.now.bind(statement, now);
     statement.bind_int64(10, save.expected_revision);
   }
 
@@ -617,6 +690,8 @@ private:
   Statement update_head_;
   Statement update_row_;
   Statement unappend_;
+  KeptParameters append_kept_;
+  KeptParameters update_row_kept_;
 
   /// An actor's snapshot row as this writer last wrote it.
   struct Head {

@@ -572,6 +572,62 @@ TEST_F(SqliteStoreTest, WriterUpdatesTheActorsRowWhenItsRowidChanged) {
             "2");
 }
 
+// A writer binds the values consecutive saves mostly repeat (system, status, node, tags, type,
+// has_state, the transaction's time) only when they change. Saves of two actors in two systems,
+// alternating every one of those values (and states with and without data), each record exactly
+// their own.
+TEST_F(SqliteStoreTest, WriterRecordsEachSavesOwnValuesWhenConsecutiveSavesDiffer) {
+  auto store = open(Options{.node = "default-node"});
+  const std::vector<ActorKey> keys{{"sys", "counter"}, {"other-sys", "counter"}};
+  const auto make = [](std::size_t i) {
+    Snapshot snapshot = make_snapshot("d" + std::to_string(i));
+    snapshot.status = i % 3 == 0 ? ActorStatus::kDeactivated : ActorStatus::kActivated;
+    snapshot.node = i % 4 == 0 ? "" : "node-" + std::to_string(i % 2);
+    snapshot.tags = {{"owner", i % 2 == 0 ? "alice" : "bob"}};
+    snapshot.type_url = i % 5 == 0 ? "type.googleapis.com/example.Other" : snapshot.type_url;
+    if (i % 7 == 3) {
+      snapshot.has_state = false;
+      snapshot.type_url.clear();
+      snapshot.data.clear();
+    }
+    return snapshot;
+  };
+  std::string expected;
+  for (std::size_t i = 0; i < 24; ++i) {
+    const ActorKey& key = keys[(i / 3) % 2];
+    const std::int64_t revision = static_cast<std::int64_t>(i / 6 * 3 + i % 3) + 1;
+    Result<std::int64_t> saved = run_task(store->save(key, make(i), revision - 1));
+    ASSERT_TRUE(saved) << i << ": " << saved.error().message;
+    ASSERT_EQ(*saved, revision) << i;
+    const Snapshot snapshot = make(i);
+    expected += (expected.empty() ? "" : ",") + key.system + "/" + std::to_string(revision) + "/"
+                + (i % 3 == 0 ? "DEACTIVATED" : "ACTIVATED") + "/"
+                + (snapshot.node.empty() ? "default-node" : snapshot.node) + "/"
+                + (i % 2 == 0 ? "alice" : "bob") + "/" + snapshot.type_url + "/"
+                + (snapshot.has_state ? "1/" + snapshot.data : "0/");
+  }
+  for (const ActorKey& key : keys) {
+    Result<std::optional<Snapshot>> loaded = run_task(store->load(key));
+    ASSERT_TRUE(loaded && loaded->has_value());
+    EXPECT_EQ((*loaded)->revision, 12);
+  }
+  store.reset();
+
+  EXPECT_EQ(query(file_,
+                  "SELECT group_concat(row, ',') FROM (SELECT system || '/' || revision || '/' || "
+                  "status || '/' || node || '/' || json_extract(tags, '$.owner') || '/' || "
+                  "data_type || '/' || has_state || '/' || coalesce(data, '') AS row "
+                  "FROM snapshot_history ORDER BY id)"),
+            expected);
+  EXPECT_EQ(query(file_,
+                  "SELECT count(*) FROM snapshots s JOIN snapshot_history h ON h.id = s.history_id "
+                  "AND h.system = s.system AND h.revision = s.revision AND h.status = s.status "
+                  "AND h.node = s.node AND h.tags = s.tags AND h.data_type = s.data_type "
+                  "AND h.has_state = s.has_state AND h.data IS s.data "
+                  "AND h.saved_at = s.updated_at"),
+            "2");
+}
+
 // The compare-and-set is in the statements (append WHERE the snapshot row is at the expected
 // revision, or has none): a save that loses records nothing, changes nothing and names the stored
 // revision.
