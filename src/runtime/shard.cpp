@@ -187,9 +187,9 @@ void Shard::add_definitions(std::string system,
           Subscription{key, channel.action().empty() ? "receive" : channel.action()});
     }
     has_pools_ = has_pools_ || definition->is_pooled();
+    start_revisions_.erase(key);
     auto& slot = slots_[key];
     slot.definition = definition;
-    slot.revision.reset();
     // A running actor keeps its state; it picks up the new definition (actions, settings).
     if (slot.entity) {
       slot.entity->definition = definition;
@@ -213,9 +213,14 @@ Result<void> Shard::spawn(const pba::ActorId& id, std::optional<std::int64_t> re
                     + id.parent() + "')");
   }
   auto definition = parent->definition;
-  auto& slot = slots_[ActorKey{id.system(), id.name()}];
+  ActorKey key{id.system(), id.name()};
+  if (revision) {
+    start_revisions_.insert_or_assign(key, *revision);
+  } else {
+    start_revisions_.erase(key);
+  }
+  auto& slot = slots_[std::move(key)];
   slot.definition = definition;
-  slot.revision = revision;
   if (slot.entity) {
     slot.entity->definition = definition;
   }
@@ -263,13 +268,17 @@ Result<Entity*> Shard::find_or_create(const ActorKey& registered, const ActorKey
     return fail(ErrorCode::kNotFound,
                 "Actor " + registered.name + " not found on ActorSystem " + registered.system);
   }
-  // A pool member gets a slot of its own. (Slots are nodes: `registration` stays valid.)
-  Slot& registration = entry->second;
+  auto definition = entry->second.definition;
+  std::optional<std::int64_t> revision;
+  if (!start_revisions_.empty()) {
+    if (auto start = start_revisions_.find(registered); start != start_revisions_.end()) {
+      revision = start->second;
+      start_revisions_.erase(start);
+    }
+  }
+  // A pool member gets a slot of its own. (Inserting moves slots: `entry` is not used after.)
   auto it = registered == instance ? entry : slots_.try_emplace(instance).first;
-  // The entity refers to its slot's key rather than keeping a copy.
-  it->second.entity =
-      std::make_unique<Entity>(it->first, registration.definition, registration.revision);
-  registration.revision.reset();
+  it->second.entity = std::make_unique<Entity>(it->first, std::move(definition), revision);
   ++entity_count_;
   return it->second.entity.get();
 }
@@ -515,7 +524,7 @@ Task<Result<void>> Shard::activate(Entity& entity) {
     if (snapshot) {
       entity.revision = snapshot->revision;
     }
-    if (entity.start_revision) {
+    if (entity.has_start_revision) {
       auto loading_revision = load_start_revision(entity, snapshot);
       auto historical = co_await std::move(loading_revision);
       if (!historical) {
@@ -551,8 +560,8 @@ Task<Result<void>> Shard::activate(Entity& entity) {
 
 Task<Result<void>> Shard::load_start_revision(Entity& entity,
                                               std::optional<statestore::Snapshot>& snapshot) {
-  auto revision = *entity.start_revision;
-  entity.start_revision.reset();
+  auto revision = entity.start_revision;
+  entity.has_start_revision = false;
   auto loading = store_->load_revision(entity.key, revision);
   auto historical = co_await std::move(loading);
   if (!historical) {

@@ -16,6 +16,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
 
 #include "spawn/result.hpp"
 
@@ -178,14 +179,12 @@ public:
 private:
   /// What the shard knows under one key: the registration of an actor or a spawned child, its
   /// entity while it is in memory, or both. A spawned child's definition is its template's, whose
-  /// name (not the key's) says which one it is. One map entry (and one copy of the key) serves
-  /// both, which halves what the shard's maps cost per actor (docs/performance.md, optimisation
-  /// log: memory per actor).
+  /// name (not the key's) says which one it is. One map entry serves both, which halves what the
+  /// shard's maps cost per actor (docs/performance.md, optimisation log: memory per actor). A
+  /// spawned child's start revision, rare, is kept apart (start_revisions_).
   struct Slot {
     /// The registration under this key; null for a pool member, which has only an entity.
     std::shared_ptr<const ActorDefinition> definition;
-    /// Historical revision the first activation starts from (spawn `?revision=N`).
-    std::optional<std::int64_t> revision;
     std::unique_ptr<Entity> entity;
   };
 
@@ -305,9 +304,16 @@ private:
   };
 
   /// Registered actors, spawned children and the entities in memory (pool members have an entity
-  /// only; a slot with neither goes).
-  std::unordered_map<statestore::ActorKey, Slot, KeyHash, KeyEqual> slots_;
+  /// only; a slot with neither goes). Open addressing, the slots in one array: a call's lookup
+  /// reads the slot itself where std::unordered_map read a bucket, the node before and the node
+  /// (cache misses with many actors). Slots move when the map grows: nothing keeps a pointer or
+  /// reference to one (or its key) across an insertion; entities are apart and stay put.
+  boost::unordered_flat_map<statestore::ActorKey, Slot, KeyHash, KeyEqual> slots_;
   std::size_t entity_count_ = 0;
+  /// Historical revisions the first activation of a spawned child starts from (spawn
+  /// `?revision=N`), by the child's key until it activates. Apart from the slots, which are
+  /// smaller without (most actors never have one).
+  std::unordered_map<statestore::ActorKey, std::int64_t, KeyHash, KeyEqual> start_revisions_;
   std::unordered_map<std::string, std::vector<Subscription>> topics_;
   /// The state type URLs of this shard's entities (share_type_url()); expired entries go once
   /// the table has doubled since the last sweep.
