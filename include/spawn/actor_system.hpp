@@ -167,10 +167,7 @@ public:
       spec->stateful = true;
       spec->state_type_url = type_url_of<S>();
     }
-    detail::ActorSpec& added = *spec;
-    std::erase_if(spec_->actors, [&](const auto& a) { return a->name == added.name; });
-    spec_->actors.push_back(std::move(spec));
-    return ActorBuilder<S>(added);
+    return ActorBuilder<S>(spec_->define(std::move(spec)));
   }
 
   /// Returns the definitions (SDK internal).

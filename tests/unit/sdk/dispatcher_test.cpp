@@ -213,5 +213,24 @@ TEST(DispatcherMakeTest, SubscriptionToAMissingActionIsRefused) {
   EXPECT_NE(dispatcher.error().message.find("'hear'"), std::string::npos);
 }
 
+TEST(DispatcherMakeTest, DefiningANameAgainReplacesItsDefinitionInItsPlace) {
+  ActorSystem system("bank");
+  system.actor("first").action("old", [](Context<NoState>&) {});
+  system.actor("second").action("ping", [](Context<NoState>&) {});
+  system.actor("first").pooled(2).action("new", [](Context<NoState>&) {});
+  ASSERT_EQ(system.spec()->actors.size(), 2U);
+  EXPECT_EQ(system.spec()->actors[0]->name, "first");
+  EXPECT_EQ(system.spec()->actors[1]->name, "second");
+  auto dispatcher = Dispatcher::make(system.spec());
+  ASSERT_TRUE(dispatcher) << dispatcher.error().message;
+  pba::ActorSystem registration = (*dispatcher)->registration();
+  ASSERT_EQ(registration.registry().actors().size(), 2);
+  const pba::Actor& first = registration.registry().actors().at("first");
+  EXPECT_EQ(first.settings().kind(), pba::POOLED);
+  ASSERT_EQ(first.actions_size(), 1);
+  EXPECT_EQ(first.actions(0).name(), "new");
+  EXPECT_EQ((*dispatcher)->registration().registry().actors().count("second"), 1U);
+}
+
 }  // namespace
 }  // namespace spawn::sdk
