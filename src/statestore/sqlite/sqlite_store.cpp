@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <optional>
 #include <span>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <variant>
@@ -338,49 +339,38 @@ Result<void> migrate(Connection& db) {
   return db.exec("COMMIT");
 }
 
-/// A text parameter of a statement whose bindings are kept between runs (see run_rebound()),
-/// bound to a copy of its value that it owns and bound again only when the value changes.
-/// Binding costs far more than comparing, and consecutive saves mostly repeat their system,
-/// status, node, tags and type, and the transaction's time.
-class KeptText {
+/// A parameter of a statement whose bindings are kept between runs (see run_rebound()), bound to
+/// a copy of its value that it owns and bound again only when the value changes. Binding costs
+/// far more than comparing, and consecutive saves mostly repeat their system, status, node, tags
+/// and type, and the transaction's time. `Value` is std::string (text) or std::int64_t.
+template <class Value>
+class Kept {
 public:
-  explicit KeptText(int index) : index_(index) {}
+  explicit Kept(int index) : index_(index) {}
 
   /// Makes the parameter of `statement` hold `value`.
-  void bind(Statement& statement, std::string_view value) {
-    if (bound_ && value == value_) {
-      return;
-    }
-    value_.assign(value);
-    statement.bind_text(index_, value_);
-    bound_ = true;
-  }
-
-private:
-  int index_;
-  bool bound_ = false;
-  std::string value_;
-};
-
-/// As KeptText, for an integer parameter.
-class KeptInt {
-public:
-  explicit KeptInt(int index) : index_(index) {}
-
-  void bind(Statement& statement, std::int64_t value) {
+  template <class Given>
+  void bind(Statement& statement, const Given& value) {
     if (bound_ && value == value_) {
       return;
     }
     value_ = value;
-    statement.bind_int64(index_, value_);
+    if constexpr (std::is_same_v<Value, std::string>) {
+      statement.bind_text(index_, value_);
+    } else {
+      statement.bind_int64(index_, value_);
+    }
     bound_ = true;
   }
 
 private:
   int index_;
   bool bound_ = false;
-  std::int64_t value_ = 0;
+  Value value_{};
 };
+
+using KeptText = Kept<std::string>;
+using KeptInt = Kept<std::int64_t>;
 
 /// The kept parameters of kAppend or kUpdateRow (see Writer::bind_kept()).
 struct KeptParameters {
