@@ -39,6 +39,22 @@ EmbeddedOptions encrypted_sqlite_in(const testing::TempDir& dir) {
   return options;
 }
 
+/// Starts `system` on one shard and activates its actors "a" and "b" (a first "peek" each), so
+/// that later calls to them run at once on that shard, through its reused messages.
+Result<Node> start_with_a_and_b_active(const ActorSystem& system, EmbeddedOptions options) {
+  options.threads = 1;
+  Result<Node> node = Node::embedded(system, options);
+  if (!node) {
+    return node;
+  }
+  for (const char* name : {"a", "b"}) {
+    if (auto peeked = node->client().actor(name).invoke<Json>("peek"); !peeked) {
+      return peeked.error();
+    }
+  }
+  return node;
+}
+
 class EmbeddedHarness final : public NodeHarness {
 public:
   Result<Node> start(const ActorSystem& system) override {
@@ -113,15 +129,11 @@ TEST(EmbeddedNodeTest, ReusedResponsesCarryNothingOfThePreviousCall) {
                 })
         .action("peek", peek_state_and_tags);
   }
-  EmbeddedOptions options;
-  options.threads = 1;  // every call on the same shard
-  auto node = Node::embedded(system, options);
+  auto node = start_with_a_and_b_active(system, EmbeddedOptions{});
   ASSERT_TRUE(node) << node.error().message;
   Client client = node->client();
   auto a = client.actor("a");
   auto b = client.actor("b");
-  ASSERT_TRUE(a.invoke<Json>("peek"));  // both active from here on: answered at once
-  ASSERT_TRUE(b.invoke<Json>("peek"));
 
   auto set = a.invoke<Json>("set", Json{"two"});
   ASSERT_TRUE(set) << set.error().message;
@@ -301,8 +313,6 @@ TEST(EmbeddedNodeTest, StateSavedAtStopIsLoadedByTheNextNode) {
 // later call: nothing of the checkpointed call (payload, state, tags, checkpoint) may reach it.
 TEST(EmbeddedNodeTest, RepliesOfCheckpointsCarryNothingToLaterCalls) {
   testing::TempDir dir;
-  EmbeddedOptions options = encrypted_sqlite_in(dir);
-  options.threads = 1;  // every call on the same shard
   ActorSystem system("spares");
   for (const char* name : {"a", "b"}) {
     system.actor<Json>(name)
@@ -313,13 +323,11 @@ TEST(EmbeddedNodeTest, RepliesOfCheckpointsCarryNothingToLaterCalls) {
         .action("quiet", [](Context<Json>&) {})
         .action("peek", peek_state_and_tags);
   }
-  auto node = Node::embedded(system, options);
+  auto node = start_with_a_and_b_active(system, encrypted_sqlite_in(dir));
   ASSERT_TRUE(node) << node.error().message;
   Client client = node->client();
   auto a = client.actor("a");
   auto b = client.actor("b");
-  ASSERT_TRUE(a.invoke<Json>("peek"));  // both active from here on: run at once
-  ASSERT_TRUE(b.invoke<Json>("peek"));
 
   for (int i = 0; i < 3; ++i) {  // each one's reply given back, taken by the next
     auto kept = a.invoke<Json>("keep", Json{"[" + std::to_string(i) + "]"});
